@@ -1,0 +1,275 @@
+"""Measure what the lab link really does, per direction, with UDP probes.
+
+One process opens a socket in each namespace. Both sides share the host clock, so one-way delay
+is exact: the sender stamps CLOCK_REALTIME into the payload, the receiver takes the kernel's
+receive timestamp (SO_TIMESTAMPNS), and no scheduling noise of ours enters the figure.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import struct
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pydantic import BaseModel
+
+from impairments.nsutil import run_in_netns
+from impairments.profile import Link
+
+if TYPE_CHECKING:
+    from impairments.lab import Lab
+
+HEADER = struct.Struct("!IQ")  # sequence, send time (ns)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+Z95 = 1.959964
+
+
+class DirectionMeasure(BaseModel):
+    sent: int
+    received: int
+    delay_ms_mean: float | None
+    delay_ms_sd: float | None
+    delay_ms_p50: float | None
+    delay_ms_p95: float | None
+    loss_pct: float
+    loss_ci95_pct: tuple[float, float]
+    reordered_pct: float
+    duplicated: int
+    rate_kbit: float | None = None
+    mean_loss_burst: float | None = None
+
+
+class Deviation(BaseModel):
+    direction: str
+    what: str
+    configured: float
+    measured: float
+    allowed: str
+
+
+class LinkCheck(BaseModel):
+    uplink: DirectionMeasure
+    downlink: DirectionMeasure
+    deviations: list[Deviation]
+    probes: int
+    took_s: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.deviations
+
+
+def wilson_interval(lost: int, n: int) -> tuple[float, float]:
+    """95 % confidence interval of a loss proportion, in percent (Wilson score)."""
+    if n == 0:
+        return (0.0, 100.0)
+    p = lost / n
+    denom = 1 + Z95**2 / n
+    centre = (p + Z95**2 / (2 * n)) / denom
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
+    return (100 * max(0.0, centre - half), 100 * min(1.0, centre + half))
+
+
+def _open(ns: str, address: str) -> socket.socket:
+    def make():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        s.bind((address, 0))
+        return s
+
+    return run_in_netns(ns, make)
+
+
+def _receive(sock: socket.socket, until: threading.Event, got: list) -> None:
+    sock.settimeout(0.2)
+    while True:
+        try:
+            data, anc, _flags, _addr = sock.recvmsg(2048, 64)
+        except socket.timeout:
+            if until.is_set():
+                return
+            continue
+        arrived = time.time_ns()
+        for level, kind, raw in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                sec, nsec = struct.unpack("qq", raw[:16])
+                arrived = sec * 1_000_000_000 + nsec
+        if len(data) >= HEADER.size:
+            seq, sent = HEADER.unpack_from(data)
+            got.append((seq, sent, arrived, len(data)))
+
+
+def _send(sock: socket.socket, dest: tuple[str, int], count: int, interval_s: float, size: int) -> None:
+    pad = bytes(max(0, size - HEADER.size))
+    start = time.monotonic()
+    for seq in range(count):
+        wait = start + seq * interval_s - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        sock.sendto(HEADER.pack(seq, time.time_ns()) + pad, dest)
+
+
+def _summarise(count: int, got: list) -> DirectionMeasure:
+    seqs = [g[0] for g in got]
+    unique = set(seqs)
+    received = len(unique)
+    lost = count - received
+    delays = np.array([(g[2] - g[1]) / 1e6 for g in got]) if got else np.array([])
+    reordered, highest = 0, -1
+    for s in seqs:
+        if s < highest:
+            reordered += 1
+        highest = max(highest, s)
+    bursts = _loss_bursts(unique, count)
+    return DirectionMeasure(
+        sent=count,
+        received=received,
+        delay_ms_mean=float(delays.mean()) if delays.size else None,
+        delay_ms_sd=float(delays.std(ddof=1)) if delays.size > 1 else None,
+        delay_ms_p50=float(np.percentile(delays, 50)) if delays.size else None,
+        delay_ms_p95=float(np.percentile(delays, 95)) if delays.size else None,
+        loss_pct=100.0 * lost / count if count else 0.0,
+        loss_ci95_pct=wilson_interval(lost, count),
+        reordered_pct=100.0 * reordered / max(1, len(seqs)),
+        duplicated=len(seqs) - received,
+        mean_loss_burst=float(np.mean(bursts)) if bursts else None,
+    )
+
+
+def _loss_bursts(received: set[int], count: int) -> list[int]:
+    bursts, run = [], 0
+    for seq in range(count):
+        if seq in received:
+            if run:
+                bursts.append(run)
+            run = 0
+        else:
+            run += 1
+    if run:
+        bursts.append(run)
+    return bursts
+
+
+def _flow(lab: "Lab", count: int, interval_s: float, size: int) -> dict[str, tuple[int, list]]:
+    client = _open(lab.client_ns, lab.client_ip)
+    server = _open(lab.server_ns, lab.server_ip)
+    try:
+        results = {"uplink": [], "downlink": []}
+        done = threading.Event()
+        receivers = [
+            threading.Thread(target=_receive, args=(server, done, results["uplink"])),
+            threading.Thread(target=_receive, args=(client, done, results["downlink"])),
+        ]
+        senders = [
+            threading.Thread(target=_send, args=(client, server.getsockname(), count, interval_s, size)),
+            threading.Thread(target=_send, args=(server, client.getsockname(), count, interval_s, size)),
+        ]
+        for t in receivers + senders:
+            t.start()
+        for t in senders:
+            t.join()
+        time.sleep(_drain_s(lab))
+        done.set()
+        for t in receivers:
+            t.join()
+        return {d: (count, sorted(results[d], key=lambda g: g[2])) for d in results}
+    finally:
+        client.close()
+        server.close()
+
+
+def _drain_s(lab: "Lab") -> float:
+    if not lab.applied:
+        return 0.5
+    worst = max(lab.applied.profile.uplink.delay_ms + 4 * lab.applied.profile.uplink.jitter_ms,
+                lab.applied.profile.downlink.delay_ms + 4 * lab.applied.profile.downlink.jitter_ms)
+    return 0.5 + worst / 1000
+
+
+def _rate_kbit(lab: "Lab", direction: str, link: Link) -> float | None:
+    """Offer twice the configured rate for a moment and measure what comes out."""
+    if not link.rate_kbit:
+        return None
+    size = 1000
+    pps = 2 * link.rate_kbit * 1000 / 8 / size
+    seconds = 2.0
+    count = max(40, int(pps * seconds))
+    client = _open(lab.client_ns, lab.client_ip)
+    server = _open(lab.server_ns, lab.server_ip)
+    src, dst = (client, server) if direction == "uplink" else (server, client)
+    got: list = []
+    done = threading.Event()
+    rx = threading.Thread(target=_receive, args=(dst, done, got))
+    try:
+        rx.start()
+        _send(src, dst.getsockname(), count, 1 / pps, size)
+        time.sleep(_drain_s(lab) + seconds)
+        done.set()
+        rx.join()
+    finally:
+        client.close()
+        server.close()
+    arrivals = sorted(g[2] for g in got)
+    if len(arrivals) < 10:
+        return 0.0
+    # Skip the first arrivals: the queue is still filling while they pass.
+    skip = len(arrivals) // 5
+    span_s = (arrivals[-1] - arrivals[skip]) / 1e9
+    ip_udp = 28
+    return (len(arrivals) - skip - 1) * (size + ip_udp) * 8 / 1000 / span_s if span_s > 0 else None
+
+
+def compare(direction: str, link: Link, m: DirectionMeasure, base_delay_ms: float = 0.0) -> list[Deviation]:
+    """What the measurement says the link is not, within the tolerances the lab promises."""
+    out = []
+    if m.delay_ms_mean is not None:
+        expected = link.delay_ms + base_delay_ms
+        if abs(m.delay_ms_mean - expected) > max(1.0, 0.02 * link.delay_ms) + 2 * (m.delay_ms_sd or 0) / math.sqrt(max(1, m.received)):
+            out.append(Deviation(direction=direction, what="delay_ms_mean", configured=link.delay_ms,
+                                 measured=m.delay_ms_mean, allowed="±1 ms (or 2 %)"))
+    if link.jitter_ms and m.delay_ms_sd is not None and link.distribution is None:
+        # netem's default jitter is uniform on ±jitter: sd = jitter/sqrt(3).
+        expected_sd = link.jitter_ms / math.sqrt(3)
+        if abs(m.delay_ms_sd - expected_sd) > 0.15 * expected_sd + 0.2:
+            out.append(Deviation(direction=direction, what="delay_ms_sd", configured=expected_sd,
+                                 measured=m.delay_ms_sd, allowed="±15 %"))
+    expected_loss = 100 * link.mean_loss_fraction
+    lo, hi = m.loss_ci95_pct
+    if not link.four_state and not (lo - 0.5 <= expected_loss <= hi + 0.5):
+        out.append(Deviation(direction=direction, what="loss_pct", configured=expected_loss,
+                             measured=m.loss_pct, allowed=f"inside the 95 % interval {lo:.2f}-{hi:.2f} %"))
+    if link.rate_kbit and m.rate_kbit is not None and abs(m.rate_kbit - link.rate_kbit) > 0.05 * link.rate_kbit:
+        out.append(Deviation(direction=direction, what="rate_kbit", configured=link.rate_kbit,
+                             measured=m.rate_kbit, allowed="±5 %"))
+    return out
+
+
+def check(lab: "Lab", probes: int = 400, interval_s: float = 0.004, size: int = 200,
+          measure_rate: bool = True) -> LinkCheck:
+    """Probe both directions at once; compare with what the lab says it applied."""
+    if not lab.applied:
+        raise RuntimeError("nothing applied to the lab yet")
+    t0 = time.monotonic()
+    # Keep the probe load under half the slowest configured rate, or the queue adds delay.
+    rates = [link.rate_kbit for link in (lab.applied.profile.uplink, lab.applied.profile.downlink) if link.rate_kbit]
+    if rates:
+        size = min(size, 100)
+        interval_s = max(interval_s, 2 * (size + 28) * 8 / (min(rates) * 1000))
+    flows = _flow(lab, probes, interval_s, size)
+    profile = lab.applied.profile
+    measures = {}
+    deviations: list[Deviation] = []
+    for direction, link in (("uplink", profile.uplink), ("downlink", profile.downlink)):
+        count, got = flows[direction]
+        m = _summarise(count, got)
+        if measure_rate:
+            m.rate_kbit = _rate_kbit(lab, direction, link)
+        measures[direction] = m
+        deviations += compare(direction, link, m)
+    return LinkCheck(uplink=measures["uplink"], downlink=measures["downlink"], deviations=deviations,
+                     probes=probes, took_s=time.monotonic() - t0)

@@ -1,0 +1,1 @@
+"""Router backends: a namespace on a host kernel with netem, or a User-mode Linux guest."""

@@ -1,0 +1,83 @@
+"""Runs as PID 1's child inside the UML router; configures it with pyroute2 on request.
+
+Requests arrive on the console one JSON object per line; each answer is one line starting
+with MARKER so the host can tell it from kernel messages and console noise.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import sys
+import termios
+import traceback
+
+from pyroute2 import IPRoute
+
+from impairments.netem import apply_link, clear_root, read_root
+from impairments.profile import Link
+
+MARKER = "@@rtcm "
+POWER_OFF = 0x4321FEDC
+
+
+def _quiet_console() -> None:
+    attrs = termios.tcgetattr(0)
+    attrs[3] &= ~(termios.ECHO | termios.ECHONL)
+    termios.tcsetattr(0, termios.TCSANOW, attrs)
+
+
+def _configure(ipr: IPRoute, req: dict) -> dict:
+    for ifname, address in req["addresses"].items():
+        idx = ipr.link_lookup(ifname=ifname)[0]
+        ipr.addr("add", index=idx, address=address, prefixlen=req["prefixlen"])
+        ipr.link("set", index=idx, state="up", mtu=req.get("mtu", 1500))
+    ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+    with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+        f.write("1")
+    return {}
+
+
+def handle(ipr: IPRoute, req: dict) -> dict:
+    op = req["op"]
+    if op == "ping":
+        return {}
+    if op == "configure":
+        return _configure(ipr, req)
+    if op == "apply":
+        return {"sent": apply_link(ipr, req["ifname"], Link.model_validate(req["link"]))}
+    if op == "clear":
+        clear_root(ipr, ipr.link_lookup(ifname=req["ifname"])[0])
+        return {}
+    if op == "read":
+        return {"qdisc": read_root(ipr, req["ifname"])}
+    if op == "poweroff":
+        sys.stdout.write(MARKER + json.dumps({"id": req.get("id"), "ok": True}) + "\n")
+        sys.stdout.flush()
+        ctypes.CDLL(None).reboot(POWER_OFF)
+    raise ValueError(f"unknown op {op!r}")
+
+
+def main() -> None:
+    _quiet_console()
+    ipr = IPRoute()
+    print(MARKER + json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            req = json.loads(line)
+            reply = {"id": req.get("id"), "ok": True, **handle(ipr, req)}
+        except Exception as err:  # report every failure to the host, keep serving
+            reply = {"id": None, "ok": False, "error": f"{type(err).__name__}: {err}",
+                     "trace": traceback.format_exc(limit=3)}
+            try:
+                reply["id"] = json.loads(line).get("id")
+            except ValueError:
+                pass
+        print(MARKER + json.dumps(reply), flush=True)
+
+
+if __name__ == "__main__":
+    main()
