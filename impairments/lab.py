@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,8 @@ from pyroute2 import IPRoute, NetNS, netns
 
 from impairments import sweep
 from impairments.detect import host_has_netem
-from impairments.profile import Link, Profile
+from impairments.nsutil import write_sysctl
+from impairments.profile import Profile
 from impairments.routers.host import HostRouter
 from impairments.uml.router import UmlRouter
 
@@ -54,7 +57,7 @@ def _subnets(index: int) -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Network]:
 class Lab:
     """A running lab. Use it as a context manager: it always tears down what it built."""
 
-    def __init__(self, backend: Backend = "auto", lab_id: str | None = None):
+    def __init__(self, backend: Backend = "auto", lab_id: str | None = None, log_dir: Path | None = None):
         self.requested_backend = backend
         self.lab_id = lab_id or secrets.token_hex(2)
         self.client_ns = f"{sweep.PREFIX}{self.lab_id}-client"
@@ -63,6 +66,7 @@ class Lab:
         self.client_if = f"rtcm{self.lab_id}-c"
         self.server_if = f"rtcm{self.lab_id}-s"
         self.run_dir = sweep.RUN_ROOT / self.lab_id
+        self.log_dir = log_dir or self.run_dir
         self.router: HostRouter | UmlRouter | None = None
         self.record: sweep.Record | None = None
         self.applied: Applied | None = None
@@ -95,6 +99,7 @@ class Lab:
         backend = self._choose_backend()
         self.record = sweep.claim(self.lab_id, self.namespaces, SLOTS)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         client_net, server_net = _subnets(self.record.index)
         c_hosts, s_hosts = list(client_net.hosts()), list(server_net.hosts())
         self.client_gw, self.client_ip = str(c_hosts[0]), str(c_hosts[1])
@@ -107,6 +112,8 @@ class Lab:
             self._wire_uml()
         self._address_end(self.client_ns, self.client_if, self.client_ip, self.client_gw)
         self._address_end(self.server_ns, self.server_if, self.server_ip, self.server_gw)
+        if isinstance(self.router, UmlRouter):
+            self.router.start({UmlRouter.client_if: self.client_gw, UmlRouter.server_if: self.server_gw}, PREFIXLEN)
         self.apply(Profile(name="ideal"))
         self.started_s = time.monotonic() - t0
 
@@ -135,14 +142,20 @@ class Lab:
                 ipr.link("add", ifname=tap, kind="tuntap", mode="tap")
                 ipr.link("set", index=ipr.link_lookup(ifname=tap)[0], net_ns_fd=self.router_ns)
         self.router = UmlRouter(self.router_ns, self.run_dir, f"{sweep.PREFIX}{self.lab_id}",
-                                self.client_if, self.server_if)
-        self.router.start({UmlRouter.client_if: self.client_gw, UmlRouter.server_if: self.server_gw},
-                          PREFIXLEN)
+                                self.client_if, self.server_if, console_log=self.log_dir / "uml-console.log")
+        self.router.boot()
+        # Move the taps while the guest is silent (no addresses yet), so it never writes into a moving tap.
         with NetNS(self.router_ns) as ns:
             for tap, target in ((self.client_if, self.client_ns), (self.server_if, self.server_ns)):
-                ns.link("set", index=ns.link_lookup(ifname=tap)[0], net_ns_fd=target)
+                fd = os.open(sweep.NETNS_DIR / target, os.O_RDONLY)
+                try:
+                    ns.link("set", index=ns.link_lookup(ifname=tap)[0], net_ns_fd=fd)
+                finally:
+                    os.close(fd)
 
     def _address_end(self, ns_name: str, ifname: str, address: str, gateway: str) -> None:
+        for key in ("net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"):
+            write_sysctl(ns_name, key, "1")
         with NetNS(ns_name) as ns:
             idx = ns.link_lookup(ifname=ifname)[0]
             ns.link("set", index=idx, mtu=MTU)
@@ -184,6 +197,7 @@ class Lab:
             self.router = None
         for name in self.namespaces:
             sweep.remove_namespace(name)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
         if self.record:
             sweep.release(self.record)
             self.record = None

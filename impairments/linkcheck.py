@@ -220,15 +220,19 @@ def _rate_kbit(lab: "Lab", direction: str, link: Link) -> float | None:
     # Skip the first arrivals: the queue is still filling while they pass.
     skip = len(arrivals) // 5
     span_s = (arrivals[-1] - arrivals[skip]) / 1e9
-    ip_udp = 28
-    return (len(arrivals) - skip - 1) * (size + ip_udp) * 8 / 1000 / span_s if span_s > 0 else None
+    return (len(arrivals) - skip - 1) * (size + WIRE_OVERHEAD) * 8 / 1000 / span_s if span_s > 0 else None
 
 
-def compare(direction: str, link: Link, m: DirectionMeasure, base_delay_ms: float = 0.0) -> list[Deviation]:
+WIRE_OVERHEAD = 28 + 14  # IP + UDP + Ethernet: netem's rate counts the whole frame
+
+
+def compare(direction: str, link: Link, m: DirectionMeasure, probe_bytes: int) -> list[Deviation]:
     """What the measurement says the link is not, within the tolerances the lab promises."""
     out = []
     if m.delay_ms_mean is not None:
-        expected = link.delay_ms + base_delay_ms
+        # A shaped link also takes the time to serialise each probe.
+        serialise_ms = (probe_bytes + WIRE_OVERHEAD) * 8 / link.rate_kbit if link.rate_kbit else 0.0
+        expected = link.delay_ms + serialise_ms
         if abs(m.delay_ms_mean - expected) > max(1.0, 0.02 * link.delay_ms) + 2 * (m.delay_ms_sd or 0) / math.sqrt(max(1, m.received)):
             out.append(Deviation(direction=direction, what="delay_ms_mean", configured=link.delay_ms,
                                  measured=m.delay_ms_mean, allowed="±1 ms (or 2 %)"))
@@ -259,7 +263,7 @@ def check(lab: "Lab", probes: int = 400, interval_s: float = 0.004, size: int = 
     rates = [link.rate_kbit for link in (lab.applied.profile.uplink, lab.applied.profile.downlink) if link.rate_kbit]
     if rates:
         size = min(size, 100)
-        interval_s = max(interval_s, 2 * (size + 28) * 8 / (min(rates) * 1000))
+        interval_s = max(interval_s, 2 * (size + WIRE_OVERHEAD) * 8 / (min(rates) * 1000))
     flows = _flow(lab, probes, interval_s, size)
     profile = lab.applied.profile
     measures = {}
@@ -270,6 +274,6 @@ def check(lab: "Lab", probes: int = 400, interval_s: float = 0.004, size: int = 
         if measure_rate:
             m.rate_kbit = _rate_kbit(lab, direction, link)
         measures[direction] = m
-        deviations += compare(direction, link, m)
+        deviations += compare(direction, link, m, size)
     return LinkCheck(uplink=measures["uplink"], downlink=measures["downlink"], deviations=deviations,
                      probes=probes, took_s=time.monotonic() - t0)

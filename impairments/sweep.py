@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -140,6 +141,7 @@ def sweep(include_live: bool = False) -> list[str]:
                 live.update(record.namespaces)
             else:
                 release(record)
+                shutil.rmtree(RUN_ROOT / record.lab_id, ignore_errors=True)
         for name in our_namespaces():
             if name not in live:
                 remove_namespace(name)

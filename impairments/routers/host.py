@@ -22,13 +22,14 @@ class HostRouter:
         self._ns: NetNS | None = None
 
     def start(self, addresses: dict[str, str], prefixlen: int) -> None:
+        write_sysctl(self.netns, "net.ipv4.ip_forward", "1")
+        write_sysctl(self.netns, "net.ipv6.conf.all.disable_ipv6", "1")
         self._ns = NetNS(self.netns)
         for ifname, address in addresses.items():
             idx = self._ns.link_lookup(ifname=ifname)[0]
             self._ns.addr("add", index=idx, address=address, prefixlen=prefixlen)
             self._ns.link("set", index=idx, state="up")
         self._ns.link("set", index=self._ns.link_lookup(ifname="lo")[0], state="up")
-        write_sysctl(self.netns, "net.ipv4.ip_forward", "1")
 
     def apply(self, ifname: str, link: Link) -> dict:
         assert self._ns

@@ -27,12 +27,25 @@ def _quiet_console() -> None:
     termios.tcsetattr(0, termios.TCSANOW, attrs)
 
 
+def _links_up(ipr: IPRoute, req: dict) -> dict:
+    """Open the taps (UML's vector driver attaches at ifup) without sending a single packet:
+    IPv6 off and no address yet, so the host can still move the taps safely."""
+    for scope in ("all", "default"):
+        try:
+            with open(f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", "w") as f:
+                f.write("1")
+        except FileNotFoundError:  # a kernel built without IPv6 sends none
+            pass
+    for ifname in req["ifnames"] + ["lo"]:
+        idx = ipr.link_lookup(ifname=ifname)[0]
+        ipr.link("set", index=idx, state="up", mtu=req.get("mtu", 1500))
+    return {}
+
+
 def _configure(ipr: IPRoute, req: dict) -> dict:
     for ifname, address in req["addresses"].items():
         idx = ipr.link_lookup(ifname=ifname)[0]
         ipr.addr("add", index=idx, address=address, prefixlen=req["prefixlen"])
-        ipr.link("set", index=idx, state="up", mtu=req.get("mtu", 1500))
-    ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
     with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
         f.write("1")
     return {}
@@ -42,6 +55,8 @@ def handle(ipr: IPRoute, req: dict) -> dict:
     op = req["op"]
     if op == "ping":
         return {}
+    if op == "links_up":
+        return _links_up(ipr, req)
     if op == "configure":
         return _configure(ipr, req)
     if op == "apply":

@@ -57,7 +57,9 @@ def _init_script(project_root: Path, modules: Path, bb: str) -> str:
 {insmods}
 cd {project_root}
 export PYTHONDONTWRITEBYTECODE=1 PYTHONPATH={project_root} PATH=/usr/sbin:/usr/bin:/sbin:/bin
-exec {sys.executable} -u -m impairments.uml.agent
+{sys.executable} -u -m impairments.uml.agent
+echo "{MARKER}{{\"exit\": $?}}"
+{bb} poweroff -f
 """
 
 
@@ -69,7 +71,8 @@ class UmlRouter:
     client_if = "vec0"
     server_if = "vec1"
 
-    def __init__(self, netns: str, run_dir: Path, umid: str, client_tap: str, server_tap: str):
+    def __init__(self, netns: str, run_dir: Path, umid: str, client_tap: str, server_tap: str,
+                 console_log: Path | None = None):
         self.netns = netns
         self.run_dir = run_dir
         self.umid = umid
@@ -80,9 +83,10 @@ class UmlRouter:
         self._next_id = 0
         self._lock = threading.Lock()
         self.boot_s: float | None = None
-        self.console_log = run_dir / "uml-console.log"
+        self.console_log = console_log or run_dir / "uml-console.log"
 
-    def start(self, addresses: dict[str, str], prefixlen: int) -> None:
+    def boot(self) -> None:
+        """Start the guest and attach its taps; it sends nothing until `start` gives it addresses."""
         binary, modules, bb = uml_binary(), uml_modules_dir(), busybox()
         if not (binary and modules and bb):
             raise RouterError("User-mode Linux router needs packages user-mode-linux and busybox-static "
@@ -105,7 +109,11 @@ class UmlRouter:
                                      start_new_session=True)
         threading.Thread(target=self._read_console, daemon=True, name=f"uml-{self.umid}").start()
         self._wait_for(lambda r: r.get("ready"), BOOT_TIMEOUT_S, "boot")
+        self.request("links_up", ifnames=[self.client_if, self.server_if])
         self.boot_s = time.monotonic() - started
+
+    def start(self, addresses: dict[str, str], prefixlen: int) -> None:
+        """Address the guest's interfaces and start forwarding (after the taps found their homes)."""
         self.request("configure", addresses=addresses, prefixlen=prefixlen)
 
     def _read_console(self) -> None:
@@ -139,7 +147,8 @@ class UmlRouter:
     def request(self, op: str, **fields) -> dict:
         with self._lock:
             if not self.proc or self.proc.poll() is not None:
-                raise RouterError("UML router is not running")
+                code = self.proc.returncode if self.proc else None
+                raise RouterError(f"UML router is not running (exit status {code}); console log: {self.console_log}")
             self._next_id += 1
             rid = self._next_id
             assert self.proc.stdin

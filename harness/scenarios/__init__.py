@@ -1,0 +1,9 @@
+"""The scenario catalogue: one feature probe each, written as pytest tests in this folder.
+
+A scenario's name is what matrices and `--scenario` use; its feature is the row label of the
+report's feature table.
+"""
+
+SCENARIOS: dict[str, str] = {
+    "outbound-call": "Make outbound call",
+}

@@ -1,0 +1,41 @@
+"""Make an outbound call: the browser logs in, calls, and the far end must hear it."""
+
+import pytest
+
+from harness.farend.audio import TONE_HZ
+
+pytestmark = [pytest.mark.scenario("outbound-call"), pytest.mark.slow, pytest.mark.lab]
+
+HEARD_DBFS = -40.0  # the tone is sent at -12 dBFS; Opus and 10 % loss keep it well above this
+TONE_TOLERANCE_HZ = 5.0
+
+
+def test_outbound_call(cell, softphone, far_end):
+    adapter = softphone.open()
+    cell.keep("adapter.json", adapter)
+    softphone.login()
+    call_id = softphone.call("echo")
+    softphone.wait_for("connected", cell.options.connect_timeout_s)
+    cell.metrics = softphone.measure(cell.options.stats_seconds)
+
+    heard = far_end.call(call_id)
+    cell.keep("farend.json", heard)
+    cell.prove("far-end", "the far end answered this call", heard is not None and heard["heard"] is not None,
+               call_id=call_id)
+    audio = heard["heard"]
+    cell.prove("far-end", "the far end received audio energy from the browser",
+               audio["rms_dbfs"] > HEARD_DBFS and audio["active_ratio"] > 0.5,
+               rms_dbfs=round(audio["rms_dbfs"], 1), active_ratio=round(audio["active_ratio"], 2),
+               seconds=audio["seconds"])
+    cell.prove("far-end", f"what it heard is the browser's {TONE_HZ:g} Hz microphone tone",
+               audio["dominant_hz"] is not None and abs(audio["dominant_hz"] - TONE_HZ) < TONE_TOLERANCE_HZ,
+               dominant_hz=audio["dominant_hz"])
+    cell.prove("page", "the browser measured a round trip on the call",
+               cell.metrics.rtt_ms is not None, rtt_ms=cell.metrics.rtt_ms, source=cell.metrics.rtt_source)
+
+    softphone.hangup()
+    ended = far_end.wait_ended(call_id)
+    cell.prove("far-end", "the far end saw the browser hang up", ended["ended_by"] == "browser",
+               ended_by=ended["ended_by"])
+    if ended.get("recording"):
+        cell.keep_file("heard", ended["recording"])

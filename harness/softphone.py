@@ -1,0 +1,89 @@
+"""`Softphone`: the harness's side of the test page. It talks only to `window.rtcm`, which wraps
+the adapter contract (web/ADAPTER.md), so any SDK with an adapter can be driven the same way."""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from harness.farend.server import PASSWORD
+from harness.metrics import summarise
+
+NO_PROCESSING = {"echoCancellation": False, "noiseSuppression": False, "autoGainControl": False}
+
+
+class CallFailed(AssertionError):
+    pass
+
+
+class Softphone:
+    def __init__(self, page: Page, page_url: str, ws_url: str):
+        self.page = page
+        self.page_url = page_url
+        self.ws_url = ws_url
+        self.call_id: str | None = None
+        self.console: list[str] = []
+        self.series: list[dict] = []
+        self.called_at: float | None = None
+        self.connected_at: float | None = None
+        page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+
+    def open(self, adapter: str = "reference") -> dict:
+        self.page.goto(f"{self.page_url}/?name={adapter}")
+        self.page.wait_for_function("window.rtcm !== undefined", timeout=10_000)
+        errors = self.page.evaluate("rtcm.errors")
+        if errors:
+            raise RuntimeError(f"test page did not load cleanly: {errors}")
+        return self.page.evaluate("rtcm.adapterInfo()")
+
+    def login(self, username: str = "alice", password: str = PASSWORD) -> None:
+        self.page.evaluate("([server, username, password]) => rtcm.login({server, username, password})",
+                           [self.ws_url, username, password])
+
+    def call(self, destination: str = "echo", audio_processing: bool = False, headers: dict | None = None) -> str:
+        opts = {"headers": headers or {}}
+        if not audio_processing:
+            # Processing fades a steady tone within seconds; the far end must hear it unaltered.
+            opts["audioConstraints"] = NO_PROCESSING
+        self.called_at = time.time()
+        self.call_id = self.page.evaluate("([to, opts]) => rtcm.call(to, opts)", [destination, opts])
+        return self.call_id
+
+    def events(self) -> list[dict]:
+        return self.page.evaluate("rtcm.events")
+
+    def wait_for(self, event: str, timeout_s: float = 20.0) -> dict:
+        """Wait until the adapter emits `event`; a `failed` event ends the wait with the reason."""
+        js = "(ev) => rtcm.events.find(e => e.type === ev || e.type === 'failed')"
+        try:
+            handle = self.page.wait_for_function(js, arg=event, timeout=timeout_s * 1000)
+        except PlaywrightTimeout:
+            seen = [e["type"] for e in self.events()]
+            raise CallFailed(f"no '{event}' within {timeout_s:g} s; events seen: {seen}") from None
+        found = handle.json_value()
+        if found["type"] == "failed" and event != "failed":
+            raise CallFailed(f"call failed: {found['detail'].get('reason')}")
+        if event == "connected":
+            self.connected_at = found["t"] / 1000
+        return found
+
+    @property
+    def connect_s(self) -> float | None:
+        if self.called_at and self.connected_at:
+            return self.connected_at - self.called_at
+        return None
+
+    def measure(self, seconds: float, interval_ms: int = 1000):
+        """Sample getStats for a while; returns the metrics of that window."""
+        self.page.evaluate("(ms) => rtcm.startStats(ms)", interval_ms)
+        time.sleep(seconds)
+        self.page.evaluate("rtcm.stopStats()")
+        window = self.page.evaluate("rtcm.takeStats()")
+        self.series += window
+        return summarise(window, self.connect_s)
+
+    def hangup(self) -> None:
+        self.page.evaluate("rtcm.hangup()")
