@@ -19,6 +19,11 @@ def mos(rtt_ms: float, jitter_ms: float, loss_pct: float, r0: float = R0) -> flo
     le = rtt_ms + 2 * jitter_ms + 10
     r = r0 - le / 40 if le < 160 else r0 - (le - 120) / 10
     r -= 2.5 * loss_pct
+    # G.107 maps R outside 0..100 to the ends; the cubic itself turns back up below 0.
+    if r <= 0:
+        return 1.0
+    if r >= 100:
+        return 4.5
     value = 1 + 0.035 * r + 7e-6 * r * (r - 60) * (100 - r)
     return max(1.0, min(4.5, value))
 

@@ -23,7 +23,7 @@ from pyroute2 import IPRoute, NetNS, netns
 
 from impairments import sweep
 from impairments.detect import host_has_netem
-from impairments.nsutil import write_sysctl
+from impairments.nsutil import off_loop, write_sysctl
 from impairments.profile import Profile
 from impairments.routers.host import HostRouter
 from impairments.uml.router import UmlRouter
@@ -94,6 +94,9 @@ class Lab:
         self.close()
 
     def start(self) -> None:
+        off_loop(self._start)
+
+    def _start(self) -> None:
         t0 = time.monotonic()
         sweep.sweep()
         backend = self._choose_backend()
@@ -114,7 +117,7 @@ class Lab:
         self._address_end(self.server_ns, self.server_if, self.server_ip, self.server_gw)
         if isinstance(self.router, UmlRouter):
             self.router.start({UmlRouter.client_if: self.client_gw, UmlRouter.server_if: self.server_gw}, PREFIXLEN)
-        self.apply(Profile(name="ideal"))
+        self._apply(Profile(name="ideal"))
         self.started_s = time.monotonic() - t0
 
     def _choose_backend(self) -> str:
@@ -166,6 +169,9 @@ class Lab:
 
     def apply(self, profile: Profile) -> Applied:
         """Set both directions; returns what netem was given, timed."""
+        return off_loop(lambda: self._apply(profile))
+
+    def _apply(self, profile: Profile) -> Applied:
         if not self.router:
             raise LabError("the lab is not running")
         t0 = time.time()
@@ -191,6 +197,9 @@ class Lab:
         }
 
     def close(self) -> None:
+        off_loop(self._close)
+
+    def _close(self) -> None:
         if self.router:
             with contextlib.suppress(Exception):
                 self.router.stop()

@@ -115,11 +115,18 @@ def kill_netns_processes(name: str, grace_s: float = 2.0) -> int:
                 os.kill(pid, sig)
         deadline = time.monotonic() + grace_s
         while pids and time.monotonic() < deadline:
-            pids = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+            pids = [p for p in pids if _alive(p)]
             time.sleep(0.05)
         if not pids:
             break
     return len(pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def remove_namespace(name: str) -> None:
@@ -132,6 +139,12 @@ def remove_namespace(name: str) -> None:
 
 def sweep(include_live: bool = False) -> list[str]:
     """Remove the namespaces and records of labs whose owner is gone; returns what was removed."""
+    from impairments.nsutil import off_loop
+
+    return off_loop(lambda: _sweep(include_live))
+
+
+def _sweep(include_live: bool) -> list[str]:
     removed = []
     with _locked():
         records = _records()

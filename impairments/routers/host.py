@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pyroute2 import NetNS
+from pyroute2 import IPRoute
 
 from impairments.netem import apply_link, read_root
-from impairments.nsutil import write_sysctl
+from impairments.nsutil import run_in_netns, write_sysctl
 from impairments.profile import Link
 
 
@@ -19,27 +19,32 @@ class HostRouter:
         self.netns = netns
         self.client_if = client_if
         self.server_if = server_if
-        self._ns: NetNS | None = None
 
     def start(self, addresses: dict[str, str], prefixlen: int) -> None:
         write_sysctl(self.netns, "net.ipv4.ip_forward", "1")
         write_sysctl(self.netns, "net.ipv6.conf.all.disable_ipv6", "1")
-        self._ns = NetNS(self.netns)
-        for ifname, address in addresses.items():
-            idx = self._ns.link_lookup(ifname=ifname)[0]
-            self._ns.addr("add", index=idx, address=address, prefixlen=prefixlen)
-            self._ns.link("set", index=idx, state="up")
-        self._ns.link("set", index=self._ns.link_lookup(ifname="lo")[0], state="up")
+        def up():
+            with IPRoute() as ipr:
+                for ifname, address in addresses.items():
+                    idx = ipr.link_lookup(ifname=ifname)[0]
+                    ipr.addr("add", index=idx, address=address, prefixlen=prefixlen)
+                    ipr.link("set", index=idx, state="up")
+                ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+
+        run_in_netns(self.netns, up)
+
+    def _in_router(self, fn):
+        def call():
+            with IPRoute() as ipr:
+                return fn(ipr)
+
+        return run_in_netns(self.netns, call)
 
     def apply(self, ifname: str, link: Link) -> dict:
-        assert self._ns
-        return apply_link(self._ns, ifname, link)
+        return self._in_router(lambda ipr: apply_link(ipr, ifname, link))
 
     def read(self, ifname: str) -> dict:
-        assert self._ns
-        return read_root(self._ns, ifname)
+        return self._in_router(lambda ipr: read_root(ipr, ifname))
 
     def stop(self) -> None:
-        if self._ns:
-            self._ns.close()
-            self._ns = None
+        pass  # the router namespace goes with the lab

@@ -1,0 +1,50 @@
+# rtcmatrix: `make run` and `make test` install everything they need on a fresh Debian 12 (as root).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
+# Browsers, the User-mode Linux router (real netem where the host kernel has none), audio tools.
+APT_PACKAGES := chromium firefox-esr user-mode-linux busybox-static espeak-ng sox iproute2 procps python3-venv
+ARGS ?=
+
+.PHONY: setup apt venv run test test-fast test-lab bench sweep clean
+
+setup: apt venv
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  [ "$$(id -u)" = 0 ] || { echo "error: installing packages needs root (run make as root)"; exit 1; }; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: setup
+	$(BIN)/rtcmatrix run $(ARGS)
+
+# Everything: unit tests, the real lab (UML netem here), real browsers, the real far end.
+test: setup
+	$(BIN)/python -m pytest tests $(ARGS)
+
+# Unit tests only: no root, no lab, no browser; seconds.
+test-fast: venv
+	$(BIN)/python -m pytest tests -m "not slow" $(ARGS)
+
+bench: setup
+	$(BIN)/python bench/link_accuracy.py $(ARGS)
+
+sweep: venv
+	$(BIN)/rtcmatrix sweep
+
+clean:
+	rm -rf $(VENV) reports/out .pytest_cache

@@ -1,0 +1,87 @@
+"""The lab itself: isolation, addressing, cleanup, two labs at once, a crashed owner swept."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from pyroute2 import IPRoute
+
+from impairments import linkcheck, sweep
+from impairments.lab import LAB_NET, Lab
+from impairments.nsutil import run_in_netns
+from impairments.profile import Profile
+from tests.labutil import our_processes, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.lab]
+
+
+def test_client_namespace_only_route_is_the_lab_link(lab):
+    assert lab.backend in ("uml-netem", "host-netem")
+    def look():
+        with IPRoute() as ns:
+            names = sorted(link.get_attr("IFLA_IFNAME") for link in ns.get_links())
+            routes = [(r.get_attr("RTA_DST"), r.get_attr("RTA_GATEWAY")) for r in ns.get_routes(family=2, table=254)]
+        return names, routes
+
+    names, routes = run_in_netns(lab.client_ns, look)
+    assert names == sorted(["lo", lab.client_if])
+    assert (None, lab.client_gw) in routes  # the default route goes through the lab router
+    for address in (lab.client_ip, lab.server_ip, lab.client_gw):
+        assert __import__("ipaddress").ip_address(address) in LAB_NET
+
+
+def test_traffic_crosses_the_router(lab):
+    lab.apply(Profile(name="ideal"))
+    check = linkcheck.check(lab, probes=200, measure_rate=False)
+    assert check.uplink.received == 200 and check.downlink.received == 200
+    assert check.uplink.delay_ms_mean < 2
+
+
+def test_close_leaves_nothing_and_two_labs_run_at_once():
+    with Lab() as a, Lab() as b:
+        assert a.client_ip != b.client_ip
+        for lab in (a, b):
+            lab.apply(Profile(name="d", both={"delay_ms": 20}))
+            m = linkcheck.check(lab, probes=100, measure_rate=False)
+            assert m.uplink.received == 100 and abs(m.uplink.delay_ms_mean - 20) < 1.5
+        ids = (a.lab_id, b.lab_id)
+    for lab_id in ids:
+        assert not [n for n in sweep.our_namespaces() if f"-{lab_id}-" in n]
+        assert not our_processes(lab_id)
+        assert not (sweep.RUN_ROOT / lab_id).exists()
+
+
+def test_a_killed_owner_is_swept_and_live_labs_are_not(lab):
+    script = textwrap.dedent("""
+        import sys, time
+        from impairments.lab import Lab
+        lab = Lab(); lab.start()
+        print(lab.lab_id, flush=True)
+        time.sleep(600)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    lab_id = proc.stdout.readline().strip()
+    assert lab_id and our_processes(lab_id), "the orphan lab should be running"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    removed = sweep.sweep()
+    assert any(f"-{lab_id}-" in n for n in removed)
+    assert wait_until(lambda: not our_processes(lab_id), 10)
+    # Our own live lab was left alone.
+    assert lab.client_ns in sweep.our_namespaces()
+
+
+def test_sweep_never_touches_foreign_namespaces():
+    from pyroute2 import netns
+
+    netns.create("someone-elses-ns")
+    try:
+        sweep.sweep()
+        assert "someone-elses-ns" in netns.listnetns()
+        with pytest.raises(ValueError, match="not ours"):
+            sweep.remove_namespace("someone-elses-ns")
+    finally:
+        netns.remove("someone-elses-ns")

@@ -1,0 +1,58 @@
+"""Bad input gets one clear message naming the field, and no traceback."""
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.browsers import ENGINES
+from harness.cli import app
+from harness.matrix import DEFAULT_MATRIX, MatrixError, load
+from harness.scenarios import SCENARIOS
+
+runner = CliRunner()
+
+
+def test_default_matrix_expands_profile_major():
+    m = load(DEFAULT_MATRIX, known_scenarios=list(SCENARIOS), known_browsers=list(ENGINES))
+    ids = [c.id for c in m.cells()]
+    assert ids == ["chromium-ideal-outbound-call", "chromium-3g-outbound-call"]
+
+
+def test_filters_narrow_and_validate(tmp_path):
+    m = load(DEFAULT_MATRIX, profiles=["lossy-5"], known_scenarios=list(SCENARIOS), known_browsers=list(ENGINES))
+    assert [p.name for p in m.profiles] == ["lossy-5"]
+    with pytest.raises(MatrixError, match="unknown browser 'netscape'"):
+        load(DEFAULT_MATRIX, browsers=["netscape"], known_browsers=list(ENGINES))
+
+
+@pytest.mark.parametrize("body, message", [
+    ("browsers: chromium\nprofiles: [ideal]\nscenarios: [outbound-call]\n", "browsers: Input should be a valid list"),
+    ("browsers: [chromium]\nprofiles: [ideal]\n", "scenarios: Field required"),
+    ("browsers: [chromium]\nprofiles: [ideal]\nscenarios: [x]\noptions: {stats_seconds: -1}\n", "options.stats_seconds"),
+    ("browsers: [chromium]\nprofiles: [ideal]\nscenarios: [x]\ncolour: blue\n", "colour: unknown field"),
+    ("browsers: [chromium\n", "not valid YAML"),
+])
+def test_matrix_errors_name_the_field(tmp_path: Path, body, message):
+    f = tmp_path / "m.yaml"
+    f.write_text(body)
+    with pytest.raises(MatrixError, match=message.replace("[", r"\[")):
+        load(f)
+
+
+def test_cli_bad_input_is_one_message_and_exit_2(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("both: {loss_pct: 150}\n")
+    for args, needle in ((["run", "--profile", str(bad)], "loss_pct"),
+                         (["run", "--browser", "netscape"], "unknown browser"),
+                         (["run", "--matrix", str(tmp_path / "none.yaml")], "cannot read the matrix file"),
+                         (["run", "--backend", "vmware"], "--backend")):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert needle in result.output and "Traceback" not in result.output
+
+
+def test_profiles_lists_numbers_and_sources():
+    result = runner.invoke(app, ["profiles"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "Network Link Conditioner" in result.output and "330kbit/s" in result.output

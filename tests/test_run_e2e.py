@@ -1,0 +1,97 @@
+"""`rtcmatrix run` end to end, as a user runs it: real Chromium, UML netem, the aiortc far end."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from impairments import sweep
+from tests.labutil import uml_pids, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.lab, pytest.mark.browser("chromium")]
+CLI = [sys.executable, "-m", "harness.cli"]
+
+
+def _leftovers_after(before: set[str]) -> list[str]:
+    return [n for n in sweep.our_namespaces() if n not in before]
+
+
+def test_default_matrix_acceptance(tmp_path: Path):
+    out = tmp_path / "out"
+    before = set(sweep.our_namespaces())
+    proc = subprocess.run(CLI + ["run", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Report:" in proc.stdout and str(out / "report.html") in proc.stdout.replace("\n", "")
+    results = json.loads((out / "results.json").read_text())
+    assert results["lab"]["backend"] in ("uml-netem", "host-netem")
+    cells = {c["profile"]: c for c in results["cells"]}
+    assert set(cells) == {"ideal", "3g"}
+    for c in cells.values():
+        assert c["verdict"] == "passed", c["reason"]
+        assert "far-end" in c["proven_by"]
+        assert c["browser_version"]
+        assert c["link"]["configured"] and c["link"]["measured"]
+        assert Path(c["evidence"]["stats"]).exists() and Path(c["evidence"]["farend"]).exists()
+    configured_rtt = 200.0  # 3g: 100 ms each way
+    assert abs(cells["3g"]["metrics"]["rtt_ms"] - configured_rtt) <= 0.15 * configured_rtt
+    assert cells["ideal"]["metrics"]["rtt_ms"] < 10
+    html = (out / "report.html").read_text()
+    assert "Make outbound call" in html and "Supported" in html
+    suite = ET.parse(out / "junit.xml").getroot()
+    assert int(suite.find("testsuite").get("tests")) == 2
+    assert not _leftovers_after(before)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_leaves_nothing(tmp_path: Path, sig):
+    before, umls_before = set(sweep.our_namespaces()), uml_pids()
+    proc = subprocess.Popen(CLI + ["run", "--out", str(tmp_path / "out")], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        # Interrupt mid-call: once a browser is running inside the lab.
+        assert wait_until(lambda: any("chromium" in _comm(p) for p in _lab_pids(before)), 90, 0.2), \
+            "the run never reached the browser"
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole foreground group
+        else:
+            os.kill(proc.pid, sig)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0, output
+    assert wait_until(lambda: not _leftovers_after(before), 10), _leftovers_after(before)
+    assert wait_until(lambda: not (uml_pids() - umls_before), 10), uml_pids() - umls_before
+    assert "interrupted" in output
+
+
+def test_killed_run_is_swept_by_the_next(tmp_path: Path):
+    before = set(sweep.our_namespaces())
+    proc = subprocess.Popen(CLI + ["run", "--out", str(tmp_path / "out")], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_until(lambda: _leftovers_after(before), 60, 0.2)
+    time.sleep(3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    leftovers = _leftovers_after(before)
+    swept = subprocess.run(CLI + ["sweep"], capture_output=True, text=True, timeout=60)
+    assert swept.returncode == 0, swept.stderr
+    assert not _leftovers_after(before)
+    assert all(n in swept.stdout for n in leftovers)
+
+
+def _lab_pids(before: set[str]) -> list[int]:
+    return [pid for n in _leftovers_after(before) for pid in sweep.pids_in_netns(n)]
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text()
+    except OSError:
+        return ""
