@@ -160,6 +160,183 @@ def sweep() -> None:
     console.print(f"removed {len(removed)} namespace(s): {', '.join(removed) or '-'}")
 
 
+lab_app = typer.Typer(no_args_is_help=True, help="A lab you open by hand: up, exec, set, check, down.")
+app.add_typer(lab_app, name="lab")
+NAME_OPT = typer.Option("default", "--name", help="which standing lab (several may be up at once)")
+
+
+@lab_app.command("up")
+def lab_up(
+    profile: str = typer.Option("ideal", "--profile", help="preset name or YAML file"),
+    name: str = NAME_OPT,
+    far_end: bool = typer.Option(True, "--far-end/--no-far-end", help="also start the far end and its test page"),
+    backend: str = typer.Option("auto", "--backend", help="auto | host | uml"),
+) -> None:
+    """Build the lab and keep it until `rtcmatrix lab down`."""
+    from impairments import standing
+
+    need_root()
+    try:
+        data = standing.up(name, profile, far_end, backend)
+    except (standing.StandingError, ProfileError) as e:
+        fail(str(e))
+    _describe(data)
+
+
+def _describe(data: dict) -> None:
+    ns = data["namespaces"]
+    console.print(f"lab [bold]{data['name']}[/] is up ({data['backend']}), owner pid {data['pid']}")
+    console.print(f"  client namespace {ns['client']}  address {data['client_ip']}")
+    console.print(f"  server namespace {ns['server']}  address {data['server_ip']}")
+    console.print(f"  router namespace {ns['router']}")
+    if data.get("far_end"):
+        console.print(f"  far end / test page {data['far_end']}/  (reach it from the client side)")
+    if data.get("profile"):
+        from impairments.profile import Profile
+
+        console.print(f"  profile {data['profile'].get('name')}: {Profile.model_validate(data['profile']).summary()}")
+    console.print(f"  try: rtcmatrix lab exec -- python3 -c \"import urllib.request; "
+                  f"print(urllib.request.urlopen('http://{data['server_ip']}:8080/').status)\"")
+
+
+@lab_app.command("status")
+def lab_status(name: Optional[str] = typer.Option(None, "--name")) -> None:
+    """Show the standing labs."""
+    from impairments import standing
+
+    found = [name] if name else standing.names()
+    if not found or not standing.state(found[0]):
+        console.print("no standing lab is up")
+        return
+    for n in found:
+        _describe(standing.request(n, "describe"))
+
+
+@lab_app.command("down")
+def lab_down(name: str = NAME_OPT, all_labs: bool = typer.Option(False, "--all", help="every standing lab")) -> None:
+    """Tear a standing lab down."""
+    from impairments import standing
+
+    need_root()
+    targets = standing.names() if all_labs else [name]
+    gone = [n for n in targets if standing.down(n)]
+    if not gone and not all_labs:
+        fail(f"no standing lab named {name!r} is up", 1)
+    console.print(f"down: {', '.join(gone) or '-'}")
+
+
+@lab_app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def lab_exec(
+    ctx: typer.Context,
+    side: str = typer.Option("client", "--side", help="client | server"),
+    name: str = NAME_OPT,
+) -> None:
+    """Run a command inside the lab: rtcmatrix lab exec [--side server] -- CMD [ARGS...]"""
+    from impairments import standing
+
+    if side not in ("client", "server"):
+        fail(f"--side: {side!r} is not client or server")
+    if not ctx.args:
+        fail("give the command after --, e.g. rtcmatrix lab exec -- ping 198.18.1.2")
+    data = standing.state(name)
+    if not data:
+        fail(f"no standing lab named {name!r}; start one with `rtcmatrix lab up`")
+    os.execvp("ip", ["ip", "netns", "exec", data["namespaces"][side], *ctx.args])
+
+
+@lab_app.command("set")
+def lab_set(profile: str = typer.Option(..., "--profile", help="preset name or YAML file (a schedule too)"),
+            name: str = NAME_OPT) -> None:
+    """Change the conditions of a standing lab, live."""
+    from impairments import standing
+    from impairments.presets import resolve
+
+    try:
+        p = resolve(profile)
+        reply = standing.request(name, "set", profile=p.model_dump(mode="json"))
+    except (standing.StandingError, ProfileError) as e:
+        fail(str(e))
+    if "schedule" in reply:
+        console.print(f"schedule {p.name} running ({len(p.steps)} steps{', looping' if p.loop else ''})")
+    else:
+        console.print(f"applied {p.name} in {1000 * reply['took_s']:.0f} ms: {p.summary()}")
+
+
+@lab_app.command("check")
+def lab_check(name: str = NAME_OPT, probes: int = typer.Option(1000, "--probes", min=50, max=100_000)) -> None:
+    """Measure the standing lab's link (delay, loss, rate, reordering) per direction."""
+    from impairments import standing
+
+    try:
+        check = standing.request(name, "check", probes=probes, timeout_s=600)["check"]
+    except standing.StandingError as e:
+        fail(str(e))
+    table = Table(title=f"link check, {probes} probes per direction")
+    for col in ("direction", "delay ms (mean ± sd)", "loss % [95 % CI]", "rate kbit/s", "reordered %", "duplicated"):
+        table.add_column(col)
+    for d in ("uplink", "downlink"):
+        m = check[d]
+        mean = "-" if m["delay_ms_mean"] is None else f"{m['delay_ms_mean']:.2f} ± {m['delay_ms_sd'] or 0:.2f}"
+        table.add_row(d, mean, f"{m['loss_pct']:.2f} [{m['loss_ci95_pct'][0]:.2f}, {m['loss_ci95_pct'][1]:.2f}]",
+                      "-" if m["rate_kbit"] is None else f"{m['rate_kbit']:.0f}", f"{m['reordered_pct']:.1f}",
+                      str(m["duplicated"]))
+    console.print(table)
+    for dev in check["deviations"]:
+        console.print(f"[yellow]{dev['direction']} {dev['what']}: configured {dev['configured']:.2f}, "
+                      f"measured {dev['measured']:.2f} (allowed {dev['allowed']})[/]")
+    if not check["deviations"]:
+        console.print("the link is as configured")
+
+
+@app.command()
+def doctor() -> None:
+    """Say what this machine has for rtcmatrix, with a fix for each missing piece."""
+    import shutil
+    import subprocess
+
+    from harness.browsers import BrowserMissing, engine
+    from impairments.uml.router import busybox, uml_binary, uml_modules_dir
+
+    rows: list[tuple[str, bool, str, str]] = []
+    root = os.geteuid() == 0
+    rows.append(("root", root, "yes" if root else "no", "run as root: the lab makes namespaces and qdiscs"))
+    host_netem = False
+    if root:
+        from impairments.detect import host_has_netem
+
+        host_netem = host_has_netem()
+    rows.append(("host kernel netem", host_netem, "available" if host_netem else "missing (sch_netem)",
+                 "optional: the UML router gives real netem; or load sch_netem (modprobe sch_netem)"))
+    uml = bool(uml_binary() and uml_modules_dir() and busybox())
+    rows.append(("User-mode Linux router", uml, f"{uml_binary()} modules {uml_modules_dir()}" if uml else "missing",
+                 "apt-get install user-mode-linux busybox-static"))
+    for name in ENGINES:
+        try:
+            rows.append((f"browser {name}", True, engine(name).version(), ""))
+        except BrowserMissing as e:
+            rows.append((f"browser {name}", False, "missing", str(e)))
+    ff = shutil.which("firefox-esr")
+    rows.append(("browser firefox-esr (binary)", bool(ff), ff or "missing", "apt-get install firefox-esr"))
+    for tool, pkg, why in (("espeak-ng", "espeak-ng", "the far end's spoken prompt (else a chime)"),
+                           ("sox", "sox", "audio conversion and measurement"),
+                           ("pulseaudio", "pulseaudio", "an audio server for Firefox")):
+        found = shutil.which(tool)
+        rows.append((tool, bool(found), found or "missing", f"apt-get install {pkg}: {why}"))
+    from importlib.metadata import version
+
+    pw = version("playwright")
+    rows.append(("playwright", pw == "1.64.1", pw, "pip install playwright==1.64.1 (1.65 breaks Firefox over BiDi)"))
+    table = Table(title="rtcmatrix doctor")
+    for col in ("what", "ok", "found", "fix"):
+        table.add_column(col, overflow="fold")
+    for what, ok, found, fix in rows:
+        table.add_row(what, "[green]yes[/]" if ok else "[red]no[/]", found, "" if ok else fix)
+    console.print(table)
+    essential = root and (host_netem or uml) and any(ok for w, ok, _, _ in rows if w == "browser chromium")
+    console.print("ready to run" if essential else "[red]not ready: see the fixes above[/]")
+    raise typer.Exit(0 if essential else 1)
+
+
 def main() -> None:
     try:
         app()

@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from impairments.presets import resolve
-from impairments.profile import Profile, ProfileError, format_validation_error
+from impairments.presets import Conditions, resolve
+from impairments.profile import ProfileError, format_validation_error
 
 MATRICES = Path(__file__).resolve().parents[1] / "matrices"
 DEFAULT_MATRIX = MATRICES / "default.yaml"
@@ -41,7 +41,7 @@ class MatrixFile(BaseModel):
 @dataclass(frozen=True)
 class Cell:
     browser: str
-    profile: Profile
+    profile: Conditions  # a fixed Profile, or a Schedule that runs during the cell
     scenario: str
 
     @property
@@ -54,7 +54,7 @@ class Matrix:
     name: str
     path: Path
     browsers: list[str]
-    profiles: list[Profile]
+    profiles: list[Conditions]
     scenarios: list[str]
     options: Options
 

@@ -26,6 +26,7 @@ from harness.scenarios import SCENARIOS
 from harness.softphone import Softphone
 from impairments import linkcheck
 from impairments.lab import Lab
+from impairments.schedule import Schedule, ScheduleRunner
 from reports.results import CellResult, LinkRecord, Metrics, RunResult, Verdict
 
 MATRIX = pytest.StashKey[Matrix]()
@@ -210,23 +211,38 @@ class _Conditions:
         self.probes = probes
         self.checked: dict[str, linkcheck.LinkCheck] = {}
 
-    def enter(self, cell: Cell) -> LinkRecord:
-        if self.lab.applied is None or self.lab.applied.profile != cell.profile:
-            self.lab.apply(cell.profile)
+    def enter(self, cell: Cell) -> tuple[LinkRecord, ScheduleRunner | None]:
+        """Apply the cell's conditions; a schedule is checked on its first step, then started."""
+        schedule = cell.profile if isinstance(cell.profile, Schedule) else None
+        fixed = schedule.first if schedule else cell.profile
+        if self.lab.applied is None or self.lab.applied.profile != fixed:
+            self.lab.apply(fixed)
         applied = self.lab.applied
         measured = None
         if self.probes:
             if cell.profile.name not in self.checked:
                 self.checked[cell.profile.name] = linkcheck.check(self.lab, probes=self.probes)
             measured = self.checked[cell.profile.name]
-        return LinkRecord(
+        record = LinkRecord(
             backend=self.lab.backend,
-            configured=cell.profile.model_dump(mode="json"),
+            configured=fixed.model_dump(mode="json"),
             netem=applied.netem,
             measured=measured.model_dump(mode="json") if measured else None,
             ok=measured.ok if measured else None,
             deviations=[d.model_dump() for d in measured.deviations] if measured else [],
         )
+        if not schedule:
+            return record, None
+        record.schedule = {"name": schedule.name, "summary": schedule.summary(), "loop": schedule.loop,
+                           "steps": [s.model_dump(mode="json") for s in schedule.steps]}
+        return record, ScheduleRunner(self.lab, schedule).start()
+
+
+def _finish_schedule(run: CellRun, runner: ScheduleRunner) -> None:
+    runner.stop()
+    assert run.link and run.link.schedule is not None
+    run.link.schedule.update(started_at=runner.started_at, max_drift_ms=runner.max_drift_ms, error=runner.error,
+                             applied=[r.model_dump() for r in runner.records])
 
 
 @pytest.fixture(scope="session")
@@ -242,7 +258,9 @@ def cell(request: pytest.FixtureRequest, rtcm_matrix: Matrix, rtcm_out: Path, _c
     evidence = rtcm_out / "cells" / the_cell.id
     run = CellRun(the_cell, rtcm_matrix.options, evidence, link=None)
     request.node.stash[CELL_RUN] = run
-    run.link = _conditions.enter(the_cell)
+    run.link, runner = _conditions.enter(the_cell)
+    if runner:
+        request.addfinalizer(lambda: _finish_schedule(run, runner))
     return run
 
 

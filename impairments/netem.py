@@ -18,20 +18,37 @@ ROOT = 0xFFFFFFFF
 HANDLE = 0x10000  # 1:
 
 
-def apply_link(ipr: IPRoute, ifname: str, link: Link) -> dict:
-    """Replace the interface's root qdisc with netem for `link`; returns what was sent."""
+def _has_table(link: Link | None) -> bool:
+    return bool(link and link.distribution and link.distribution != "uniform")
+
+
+def apply_link(ipr: IPRoute, ifname: str, link: Link, previous: Link | None = None) -> dict:
+    """Make the interface's root qdisc netem for `link`; returns what was sent.
+
+    `replace` on the same handle changes a netem in place, so packets already queued keep
+    flowing: deleting and re-adding would drop up to delay x rate packets at every change.
+    netem cannot drop a delay distribution table in place, so leaving one for another
+    distribution rebuilds the qdisc.
+    """
     index = ipr.link_lookup(ifname=ifname)
     if not index:
         raise LookupError(f"no interface {ifname!r}")
-    clear_root(ipr, index[0])
-    ipr.tc("add", "netem", index[0], handle=HANDLE, netem=link)
+    if _has_table(previous) and previous.distribution != link.distribution:
+        clear_root(ipr, index[0])
+    try:
+        ipr.tc("replace", "netem", index[0], handle=HANDLE, netem=link)
+    except NetlinkError as err:
+        if err.code != 22:  # EINVAL: a root qdisc of another kind is in the way
+            raise
+        clear_root(ipr, index[0])
+        ipr.tc("add", "netem", index[0], handle=HANDLE, netem=link)
     return _sent(link)
 
 
 def _sent(link: Link) -> dict:
     """What went to the kernel, readable: the options without the bulky distribution table."""
     opts = netem_tc.get_parameters({"netem": link})
-    attrs = {name: value for name, value in opts.pop("attrs")}
+    attrs = {name: value for name, value in opts.pop("attrs") if any(v for v in (value.values() if isinstance(value, dict) else [value]))}
     if "TCA_NETEM_DELAY_DIST" in attrs:
         attrs["TCA_NETEM_DELAY_DIST"] = f"{link.distribution} ({len(attrs['TCA_NETEM_DELAY_DIST']['value'])} entries)"
     return {**opts, **attrs}

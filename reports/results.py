@@ -46,6 +46,7 @@ class LinkRecord(BaseModel):
     measured: dict | None = None
     ok: bool | None = None
     deviations: list[dict] = []
+    schedule: dict | None = None  # steps as configured, and when each one really took effect
 
 
 class CellResult(BaseModel):

@@ -19,6 +19,7 @@ class HostRouter:
         self.netns = netns
         self.client_if = client_if
         self.server_if = server_if
+        self.last: dict[str, Link] = {}
 
     def start(self, addresses: dict[str, str], prefixlen: int) -> None:
         write_sysctl(self.netns, "net.ipv4.ip_forward", "1")
@@ -41,7 +42,9 @@ class HostRouter:
         return run_in_netns(self.netns, call)
 
     def apply(self, ifname: str, link: Link) -> dict:
-        return self._in_router(lambda ipr: apply_link(ipr, ifname, link))
+        sent = self._in_router(lambda ipr: apply_link(ipr, ifname, link, self.last.get(ifname)))
+        self.last[ifname] = link
+        return sent
 
     def read(self, ifname: str) -> dict:
         return self._in_router(lambda ipr: read_root(ipr, ifname))

@@ -58,22 +58,22 @@ def get_parameters(kwarg: dict) -> dict:
         "attrs": [],
     }
     attrs = opts["attrs"]
-    if link.delay_correlation_pct or link.loss_correlation_pct:
-        attrs.append(["TCA_NETEM_CORR", {
-            "delay_corr": percent2u32(link.delay_correlation_pct),
-            "loss_corr": percent2u32(link.loss_correlation_pct),
-            "dup_corr": 0,
-        }])
+    # Correlation, reorder, corrupt and rate go out even when zero: a netem changed in place
+    # keeps any attribute it is not sent.
+    attrs.append(["TCA_NETEM_CORR", {
+        "delay_corr": percent2u32(link.delay_correlation_pct),
+        "loss_corr": percent2u32(link.loss_correlation_pct),
+        "dup_corr": 0,
+    }])
     if link.distribution and link.distribution != "uniform":
         attrs.append(["TCA_NETEM_DELAY_DIST", {"value": distribution_table(link.distribution)}])
     if link.reorder_pct:
         opts["gap"] = link.reorder_gap or 1
-        attrs.append(["TCA_NETEM_REORDER", {
-            "prob_reorder": percent2u32(link.reorder_pct),
-            "corr_reorder": percent2u32(link.reorder_correlation_pct),
-        }])
-    if link.corrupt_pct:
-        attrs.append(["TCA_NETEM_CORRUPT", {"prob_corrupt": percent2u32(link.corrupt_pct), "corr_corrupt": 0}])
+    attrs.append(["TCA_NETEM_REORDER", {
+        "prob_reorder": percent2u32(link.reorder_pct),
+        "corr_reorder": percent2u32(link.reorder_correlation_pct),
+    }])
+    attrs.append(["TCA_NETEM_CORRUPT", {"prob_corrupt": percent2u32(link.corrupt_pct), "corr_corrupt": 0}])
     if link.gilbert_elliott:
         ge = link.gilbert_elliott
         # The kernel takes h (delivery while bad) and k1 (loss while good).
@@ -89,16 +89,15 @@ def get_parameters(kwarg: dict) -> dict:
             "p13": percent2u32(fs.p13_pct), "p31": percent2u32(fs.p31_pct), "p32": percent2u32(fs.p32_pct),
             "p14": percent2u32(fs.p14_pct), "p23": percent2u32(fs.p23_pct),
         }]]}])
-    if link.rate_kbit:
-        bytes_s = int(round(link.rate_kbit * 1000 / 8))
-        attrs.append(["TCA_NETEM_RATE", {
-            "rate": min(bytes_s, U32_MAX),
-            "packet_overhead": link.rate_overhead_bytes,
-            "cell_size": 0,
-            "cell_overhead": 0,
-        }])
-        if bytes_s >= U32_MAX:
-            attrs.append(["TCA_NETEM_RATE64", bytes_s])
+    bytes_s = int(round(link.rate_kbit * 1000 / 8)) if link.rate_kbit else 0  # 0: unshaped
+    attrs.append(["TCA_NETEM_RATE", {
+        "rate": min(bytes_s, U32_MAX),
+        "packet_overhead": link.rate_overhead_bytes,
+        "cell_size": 0,
+        "cell_overhead": 0,
+    }])
+    if bytes_s >= U32_MAX:
+        attrs.append(["TCA_NETEM_RATE64", bytes_s])
     return opts
 
 

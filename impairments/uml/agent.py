@@ -18,6 +18,7 @@ from impairments.netem import apply_link, clear_root, read_root
 from impairments.profile import Link
 
 MARKER = "@@rtcm "
+LAST: dict[str, Link] = {}  # what each interface has now, for in-place changes
 POWER_OFF = 0x4321FEDC
 
 
@@ -60,7 +61,10 @@ def handle(ipr: IPRoute, req: dict) -> dict:
     if op == "configure":
         return _configure(ipr, req)
     if op == "apply":
-        return {"sent": apply_link(ipr, req["ifname"], Link.model_validate(req["link"]))}
+        link = Link.model_validate(req["link"])
+        sent = apply_link(ipr, req["ifname"], link, LAST.get(req["ifname"]))
+        LAST[req["ifname"]] = link
+        return {"sent": sent}
     if op == "clear":
         clear_root(ipr, ipr.link_lookup(ifname=req["ifname"])[0])
         return {}

@@ -1,0 +1,153 @@
+"""Conditions that change over time: a list of steps, each a duration and a profile.
+
+Steps run on absolute deadlines from one start time, so lateness never accumulates; every
+step records when it was due and when netem really had it, and the difference is the drift.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from impairments.profile import Link, Profile
+
+if TYPE_CHECKING:
+    from impairments.lab import Lab
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    duration_s: float = Field(gt=0, le=86_400)
+    profile: Profile
+
+    @field_validator("profile", mode="before")
+    @classmethod
+    def _named(cls, value):
+        if isinstance(value, str):
+            from impairments.presets import fixed_presets
+
+            found = fixed_presets().get(value)
+            if found is None:
+                raise ValueError(f"{value!r} is not a fixed preset profile (schedules cannot nest)")
+            return found
+        if isinstance(value, dict) and "name" not in value:
+            return {"name": "step", **value}
+        return value
+
+
+class Schedule(BaseModel):
+    """`steps:` in a profile file makes it a schedule; `ramp:` writes the steps for you."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)
+    description: str = ""
+    source: str = ""
+    loop: bool = False
+    steps: list[Step] = Field(min_length=1, max_length=100_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ramp(cls, data):
+        if isinstance(data, dict) and "ramp" in data:
+            data = dict(data)
+            data["steps"] = ramp_steps(**data.pop("ramp"))
+        return data
+
+    @property
+    def first(self) -> Profile:
+        return self.steps[0].profile
+
+    @property
+    def total_s(self) -> float:
+        return sum(s.duration_s for s in self.steps)
+
+    def summary(self) -> str:
+        return f"{len(self.steps)} steps over {self.total_s:g} s{' (looping)' if self.loop else ''}: " + \
+            " -> ".join(f"{s.profile.name} {s.duration_s:g}s" for s in self.steps[:6]) + \
+            (" ..." if len(self.steps) > 6 else "")
+
+
+def ramp_steps(start: dict, end: dict, steps: int, step_s: float) -> list[dict]:
+    """Linear ramp between two link settings (applied to both directions), in `steps` steps."""
+    if steps < 2:
+        raise ValueError("ramp: steps must be at least 2")
+    a, b = Link(**start), Link(**end)
+    numeric = [k for k, v in Link.model_fields.items() if v.annotation in (float, int)]
+    out = []
+    for i in range(steps):
+        f = i / (steps - 1)
+        fields = {}
+        for k in numeric:
+            va, vb = getattr(a, k), getattr(b, k)
+            if va or vb:
+                v = va + (vb - va) * f
+                fields[k] = round(v) if isinstance(va, int) and isinstance(vb, int) else round(v, 3)
+        for k in ("rate_kbit",):
+            if a.rate_kbit and b.rate_kbit:
+                fields[k] = round(a.rate_kbit + (b.rate_kbit - a.rate_kbit) * f, 3)
+        out.append({"duration_s": step_s, "profile": {"name": f"ramp-{i + 1}", "both": fields}})
+    return out
+
+
+class StepRecord(BaseModel):
+    index: int
+    profile: str
+    due_s: float  # from the schedule's start
+    applied_s: float  # when netem had it, from the same start
+    drift_ms: float
+    took_ms: float
+
+
+class ScheduleRunner:
+    """Applies a schedule to a lab on a background thread until it ends or is stopped."""
+
+    def __init__(self, lab: "Lab", schedule: Schedule):
+        self.lab = lab
+        self.schedule = schedule
+        self.records: list[StepRecord] = []
+        self.started_at: float | None = None  # wall clock, for lining up with other evidence
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"schedule-{schedule.name}", daemon=True)
+
+    def start(self) -> "ScheduleRunner":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        self.started_at = time.time()
+        due = 0.0
+        index = 0
+        try:
+            while not self._stop.is_set():
+                for step in self.schedule.steps:
+                    if self._stop.wait(max(0.0, t0 + due - time.monotonic())):
+                        return
+                    before = time.monotonic()
+                    self.lab.apply(step.profile)
+                    after = time.monotonic()
+                    self.records.append(StepRecord(
+                        index=index, profile=step.profile.name, due_s=due, applied_s=after - t0,
+                        drift_ms=1000 * (after - t0 - due), took_ms=1000 * (after - before)))
+                    index += 1
+                    due += step.duration_s
+                if not self.schedule.loop:
+                    self._stop.wait(max(0.0, t0 + due - time.monotonic()))
+                    return
+        except Exception as err:  # kept for the results; the cell says the schedule broke
+            self.error = f"{type(err).__name__}: {err}"
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    @property
+    def max_drift_ms(self) -> float | None:
+        return max((abs(r.drift_ms) for r in self.records), default=None)

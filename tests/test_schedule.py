@@ -1,0 +1,80 @@
+"""Schedules keep their timing and really change the link when they say they do."""
+
+import threading
+import time
+
+import pytest
+
+from impairments import linkcheck
+from impairments.presets import presets, resolve
+from impairments.profile import ProfileError
+from impairments.schedule import Schedule, ScheduleRunner
+
+
+def test_schedule_files_and_presets(tmp_path):
+    f = tmp_path / "flap.yaml"
+    f.write_text("loop: true\nsteps:\n  - {duration_s: 1, profile: ideal}\n  - {duration_s: 1, profile: {both: {loss_pct: 100}}}\n")
+    s = resolve(str(f))
+    assert isinstance(s, Schedule) and s.loop and s.total_s == 2 and s.steps[1].profile.uplink.loss_pct == 100
+    assert isinstance(presets()["blackout-10s"], Schedule)
+    ramp = presets()["ramp-latency"]
+    assert [st.profile.uplink.delay_ms for st in ramp.steps] == [20, 96, 172, 248, 324, 400]
+
+
+def test_bad_schedule_names_the_step(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("steps:\n  - {duration_s: -1, profile: ideal}\n  - {duration_s: 1, profile: blackout-10s}\n")
+    with pytest.raises(ProfileError) as err:
+        resolve(str(f))
+    assert "steps.0.duration_s" in str(err.value) and "steps.1.profile" in str(err.value)
+
+
+@pytest.mark.slow
+@pytest.mark.lab
+def test_sixty_seconds_keep_time_on_the_wire(lab):
+    """12 steps of 5 s alternating 10 ms and 40 ms one way: drift < 50 ms, seen on the wire."""
+    steps = [{"duration_s": 5, "profile": {"name": f"d{10 + 30 * (i % 2)}", "both": {"delay_ms": 10 + 30 * (i % 2)}}}
+             for i in range(12)]
+    schedule = Schedule(name="alternate", steps=steps)
+    probe: dict = {}
+    prober = threading.Thread(target=lambda: probe.update(linkcheck.timeline(lab, 61, pps=200)))
+    prober.start()
+    time.sleep(0.5)
+    runner = ScheduleRunner(lab, schedule).start()
+    runner.join(timeout=70)
+    prober.join(timeout=30)
+    assert len(runner.records) == 12 and runner.error is None
+    assert runner.max_drift_ms < 50, [r.drift_ms for r in runner.records]
+    up = probe["uplink"]
+    for record in runner.records[1:]:
+        change = runner.started_at + record.due_s
+        expected = 10 + 30 * (record.index % 2)
+        # The first probe sent 50 ms after the step was due must already carry its delay.
+        after = [d for t, d in zip(up.sent_at, up.delay_ms) if change + 0.05 <= t <= change + 0.5 and d is not None]
+        before = [d for t, d in zip(up.sent_at, up.delay_ms) if change - 0.5 <= t <= change - 0.05 and d is not None]
+        assert after and abs(after[0] - expected) < 3, (record, after[:3])
+        assert before and abs(before[-1] - (40 - expected + 10)) < 3, (record, before[-3:])
+
+
+@pytest.mark.slow
+@pytest.mark.lab
+def test_blackout_drops_everything_for_its_duration(lab):
+    schedule = Schedule(name="blackout", steps=[
+        {"duration_s": 2, "profile": "ideal"},
+        {"duration_s": 3, "profile": {"both": {"loss_pct": 100}}},
+        {"duration_s": 2, "profile": "ideal"},
+    ])
+    probe: dict = {}
+    prober = threading.Thread(target=lambda: probe.update(linkcheck.timeline(lab, 7.5, pps=200)))
+    prober.start()
+    time.sleep(0.2)
+    runner = ScheduleRunner(lab, schedule).start()
+    runner.join(timeout=20)
+    prober.join(timeout=20)
+    for direction in ("uplink", "downlink"):
+        t = probe[direction]
+        lost = [s for s, d in zip(t.sent_at, t.delay_ms) if d is None]
+        assert lost, direction
+        window = max(lost) - min(lost)
+        assert 2.9 <= window <= 3.1, (direction, window, [round(x - runner.started_at, 3) for x in lost[:3] + lost[-3:]])
+        assert abs(min(lost) - (runner.started_at + 2)) < 0.05
