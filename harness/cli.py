@@ -289,6 +289,47 @@ def lab_check(name: str = NAME_OPT, probes: int = typer.Option(1000, "--probes",
 
 
 @app.command()
+def replay(
+    recording: Path = typer.Argument(..., help="webrtc-internals dump (.json/.gz), per-second JSON/CSV, or mahimahi trace"),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="schedule YAML to write (default: <name>.schedule.yaml)"),
+    name: Optional[str] = typer.Option(None, "--name", help="schedule name (default: from the file name)"),
+    check: bool = typer.Option(False, "--check", help="replay it in a lab now and measure how closely it matches"),
+    pps: int = typer.Option(50, "--pps", min=5, max=2000, help="probe rate per direction for --check"),
+) -> None:
+    """Turn a customer's recording into a schedule you can pass to --profile; --check measures it."""
+    import yaml
+
+    from impairments import replay as rp
+
+    try:
+        samples, kind = rp.load(recording)
+        label = name or recording.name.split(".")[0]
+        schedule = rp.to_schedule(samples, label, source=f"{kind} recording {recording.name}")
+    except (rp.ReplayError, ProfileError) as e:
+        fail(str(e))
+    out = out or Path(f"{label}.schedule.yaml")
+    out.write_text(yaml.safe_dump(schedule.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
+    rtts = [s.rtt_ms for s in samples if s.rtt_ms is not None]
+    console.print(f"{kind}: {len(samples)} s -> {len(schedule.steps)} steps"
+                  + (f"; RTT {min(rtts):.0f}-{max(rtts):.0f} ms" if rtts else "") + f"\nschedule: {out}")
+    console.print(f"replay a call under it: rtcmatrix run --profile {out}")
+    if not check:
+        return
+    need_root()
+    from impairments.lab import Lab
+
+    with Lab() as lab:
+        fidelity = rp.measure(lab, schedule, pps=pps)
+    report = out.with_suffix(".fidelity.json")
+    report.write_text(fidelity.model_dump_json(indent=1))
+    fmt = lambda v, f: "-" if v is None else f.format(v)  # noqa: E731
+    console.print(f"replayed {fidelity.seconds} s on {lab.backend}: RTT mean abs error "
+                  f"{fmt(fidelity.rtt_mean_abs_error_ms, '{:.1f}')} ms, correlation "
+                  f"{fmt(fidelity.rtt_correlation, '{:.3f}')}, loss mean abs error "
+                  f"{fmt(fidelity.loss_mean_abs_error_pct, '{:.2f}')} %\nper second: {report}")
+
+
+@app.command()
 def doctor() -> None:
     """Say what this machine has for rtcmatrix, with a fix for each missing piece."""
     import shutil

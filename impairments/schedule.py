@@ -47,6 +47,7 @@ class Schedule(BaseModel):
     source: str = ""
     loop: bool = False
     steps: list[Step] = Field(min_length=1, max_length=100_000)
+    original: list[dict] | None = Field(default=None, description="a replay's recorded seconds, for fidelity")
 
     @model_validator(mode="before")
     @classmethod
