@@ -11,6 +11,7 @@ import contextlib
 import os
 import platform
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from harness.farend.handle import FarEnd
 from harness.matrix import DEFAULT_MATRIX, Cell, Matrix, MatrixError, load
 from harness.scenarios import SCENARIOS
 from harness.softphone import Softphone
-from impairments import linkcheck
+from impairments import linkcheck, replay
 from impairments.lab import Lab
 from impairments.schedule import Schedule, ScheduleRunner
 from reports.results import CellResult, LinkRecord, Metrics, RunResult, Verdict
@@ -211,7 +212,7 @@ class _Conditions:
         self.probes = probes
         self.checked: dict[str, linkcheck.LinkCheck] = {}
 
-    def enter(self, cell: Cell) -> tuple[LinkRecord, ScheduleRunner | None]:
+    def enter(self, cell: Cell) -> tuple[LinkRecord, "_ScheduleInCell | None"]:
         """Apply the cell's conditions; a schedule is checked on its first step, then started."""
         schedule = cell.profile if isinstance(cell.profile, Schedule) else None
         fixed = schedule.first if schedule else cell.profile
@@ -235,14 +236,37 @@ class _Conditions:
             return record, None
         record.schedule = {"name": schedule.name, "summary": schedule.summary(), "loop": schedule.loop,
                            "steps": [s.model_dump(mode="json") for s in schedule.steps]}
-        return record, ScheduleRunner(self.lab, schedule).start()
+        return record, _ScheduleInCell(self.lab, schedule)
 
 
-def _finish_schedule(run: CellRun, runner: ScheduleRunner) -> None:
-    runner.stop()
-    assert run.link and run.link.schedule is not None
-    run.link.schedule.update(started_at=runner.started_at, max_drift_ms=runner.max_drift_ms, error=runner.error,
-                             applied=[r.model_dump() for r in runner.records])
+class _ScheduleInCell:
+    """A schedule running during one cell; a replay is also probed lightly, to measure its fidelity."""
+
+    REPLAY_PPS = 20  # ~21 kbit/s per direction beside the call
+
+    def __init__(self, lab: Lab, schedule: Schedule):
+        self.schedule = schedule
+        self.stop_probe = threading.Event()
+        self.probe: dict = {}
+        self.prober = None
+        if schedule.original:
+            self.prober = threading.Thread(target=lambda: self.probe.update(linkcheck.timeline(
+                lab, schedule.total_s, pps=self.REPLAY_PPS, stop=self.stop_probe)), daemon=True)
+            self.prober.start()
+        self.runner = ScheduleRunner(lab, schedule).start()
+
+    def finish(self, run: CellRun) -> None:
+        self.runner.stop()
+        self.stop_probe.set()
+        assert run.link and run.link.schedule is not None
+        run.link.schedule.update(started_at=self.runner.started_at, max_drift_ms=self.runner.max_drift_ms,
+                                 error=self.runner.error, applied=[r.model_dump() for r in self.runner.records])
+        if self.prober:
+            self.prober.join(timeout=30)
+            if self.probe and self.runner.started_at:
+                bins = {d: self.probe[d].per_second(since=self.runner.started_at) for d in ("uplink", "downlink")}
+                fidelity = replay.compare([replay.Sample(**o) for o in self.schedule.original], bins)
+                run.link.schedule["fidelity"] = fidelity.model_dump()
 
 
 @pytest.fixture(scope="session")
@@ -258,9 +282,9 @@ def cell(request: pytest.FixtureRequest, rtcm_matrix: Matrix, rtcm_out: Path, _c
     evidence = rtcm_out / "cells" / the_cell.id
     run = CellRun(the_cell, rtcm_matrix.options, evidence, link=None)
     request.node.stash[CELL_RUN] = run
-    run.link, runner = _conditions.enter(the_cell)
-    if runner:
-        request.addfinalizer(lambda: _finish_schedule(run, runner))
+    run.link, scheduled = _conditions.enter(the_cell)
+    if scheduled:
+        request.addfinalizer(lambda: scheduled.finish(run))
     return run
 
 

@@ -104,14 +104,22 @@ def _receive(sock: socket.socket, until: threading.Event, got: list) -> None:
             got.append((seq, sent, arrived, len(data)))
 
 
-def _send(sock: socket.socket, dest: tuple[str, int], count: int, interval_s: float, size: int) -> None:
+def _send(sock: socket.socket, dest: tuple[str, int], count: int, interval_s: float, size: int,
+          stop: threading.Event | None = None, sent: list | None = None) -> None:
+    """Send `count` probes on a fixed grid; `sent` gets how many went out (fewer if stopped)."""
     pad = bytes(max(0, size - HEADER.size))
     start = time.monotonic()
     for seq in range(count):
+        if stop is not None and stop.is_set():
+            if sent is not None:
+                sent.append(seq)
+            return
         wait = start + seq * interval_s - time.monotonic()
         if wait > 0:
             time.sleep(wait)
         sock.sendto(HEADER.pack(seq, time.time_ns()) + pad, dest)
+    if sent is not None:
+        sent.append(count)
 
 
 def _summarise(count: int, got: list) -> DirectionMeasure:
@@ -177,19 +185,20 @@ class Timeline(BaseModel):
         return out
 
 
-def timeline(lab: "Lab", seconds: float, pps: int = 100, size: int = 100) -> dict[str, Timeline]:
-    """Probe both directions continuously for `seconds`: how the link behaved over time."""
+def timeline(lab: "Lab", seconds: float, pps: int = 100, size: int = 100,
+             stop: threading.Event | None = None) -> dict[str, Timeline]:
+    """Probe both directions continuously for `seconds` (or until `stop`): how the link behaved over time."""
     count = int(seconds * pps)
     interval = 1 / pps
     start = time.time()
-    flows = _flow(lab, count, interval, size)
+    flows = _flow(lab, count, interval, size, stop)
     out = {}
     for direction, (_, got) in flows.items():
         by_seq = {}
         for seq, sent, arrived, _size in got:
             by_seq.setdefault(seq, (sent / 1e9, (arrived - sent) / 1e6))
         sent_at, delays = [], []
-        for seq in range(count):
+        for seq in range(flows[direction][0]):
             sent, delay = by_seq.get(seq, (start + seq * interval, None))
             sent_at.append(sent)
             delays.append(delay)
@@ -197,19 +206,21 @@ def timeline(lab: "Lab", seconds: float, pps: int = 100, size: int = 100) -> dic
     return out
 
 
-def _flow(lab: "Lab", count: int, interval_s: float, size: int) -> dict[str, tuple[int, list]]:
+def _flow(lab: "Lab", count: int, interval_s: float, size: int,
+          stop: threading.Event | None = None) -> dict[str, tuple[int, list]]:
     client = _open(lab.client_ns, lab.client_ip)
     server = _open(lab.server_ns, lab.server_ip)
     try:
         results = {"uplink": [], "downlink": []}
+        sent = {"uplink": [], "downlink": []}
         done = threading.Event()
         receivers = [
             threading.Thread(target=_receive, args=(server, done, results["uplink"])),
             threading.Thread(target=_receive, args=(client, done, results["downlink"])),
         ]
         senders = [
-            threading.Thread(target=_send, args=(client, server.getsockname(), count, interval_s, size)),
-            threading.Thread(target=_send, args=(server, client.getsockname(), count, interval_s, size)),
+            threading.Thread(target=_send, args=(client, server.getsockname(), count, interval_s, size, stop, sent["uplink"])),
+            threading.Thread(target=_send, args=(server, client.getsockname(), count, interval_s, size, stop, sent["downlink"])),
         ]
         for t in receivers + senders:
             t.start()
@@ -219,7 +230,7 @@ def _flow(lab: "Lab", count: int, interval_s: float, size: int) -> dict[str, tup
         done.set()
         for t in receivers:
             t.join()
-        return {d: (count, sorted(results[d], key=lambda g: g[2])) for d in results}
+        return {d: (sent[d][0], sorted(results[d], key=lambda g: g[2])) for d in results}
     finally:
         client.close()
         server.close()

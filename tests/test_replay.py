@@ -75,3 +75,21 @@ def test_lab_reproduces_the_real_dump(lab):
     assert fidelity.rtt_mean_abs_error_ms < 5, fidelity.per_second
     assert fidelity.rtt_correlation > 0.95
     assert fidelity.loss_mean_abs_error_pct < 3
+
+
+def test_replay_cli_writes_a_schedule_usable_as_a_profile(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+    from impairments.presets import resolve
+    from impairments.schedule import Schedule
+
+    out = tmp_path / "customer.yaml"
+    result = CliRunner().invoke(app, ["replay", str(DUMP), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    schedule = resolve(str(out))
+    assert isinstance(schedule, Schedule) and schedule.original and schedule.steps
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    result = CliRunner().invoke(app, ["replay", str(bad)])
+    assert result.exit_code == 2 and "samples" in result.output

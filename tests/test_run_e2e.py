@@ -95,3 +95,24 @@ def _comm(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text()
     except OSError:
         return ""
+
+
+def test_replayed_customer_call_reports_its_fidelity(tmp_path: Path):
+    dump = Path(__file__).with_name("data") / "webrtc-internals-ramp.json.gz"
+    schedule = tmp_path / "customer.yaml"
+    assert subprocess.run(CLI + ["replay", str(dump), "-o", str(schedule)], capture_output=True).returncode == 0
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(f"name: replay\nbrowsers: [chromium]\nprofiles: [{schedule}]\nscenarios: [outbound-call]\n"
+                      "options: {stats_seconds: 12, link_check_probes: 200}\n")
+    out = tmp_path / "out"
+    proc = subprocess.run(CLI + ["run", "--matrix", str(matrix), "--out", str(out)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cell = json.loads((out / "results.json").read_text())["cells"][0]
+    assert cell["verdict"] == "passed", cell["reason"]
+    sched = cell["link"]["schedule"]
+    assert sched["error"] is None and sched["max_drift_ms"] < 50 and len(sched["applied"]) >= 5
+    fidelity = sched["fidelity"]
+    assert fidelity["seconds"] >= 10
+    assert fidelity["rtt_mean_abs_error_ms"] < 5 and fidelity["rtt_correlation"] > 0.95
+    assert "Replay fidelity" in (out / "report.html").read_text()
