@@ -282,7 +282,7 @@ def lab_check(name: str = NAME_OPT, probes: int = typer.Option(1000, "--probes",
                       str(m["duplicated"]))
     console.print(table)
     for dev in check["deviations"]:
-        console.print(f"[yellow]{dev['direction']} {dev['what']}: configured {dev['configured']:.2f}, "
+        console.print(f"[yellow]{dev['direction']} {dev['what']}: expected {dev['expected']:.2f}, "
                       f"measured {dev['measured']:.2f} (allowed {dev['allowed']})[/]")
     if not check["deviations"]:
         console.print("the link is as configured")
@@ -333,7 +333,6 @@ def replay(
 def doctor() -> None:
     """Say what this machine has for rtcmatrix, with a fix for each missing piece."""
     import shutil
-    import subprocess
 
     from harness.browsers import BrowserMissing, engine
     from impairments.uml.router import busybox, uml_binary, uml_modules_dir

@@ -11,24 +11,21 @@ import contextlib
 import os
 import platform
 import signal
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
-
-from harness.browsers import ENGINES, BrowserMissing, LaunchContext, engine
+from harness.browsers import ENGINES, BrowserMissing
 from harness.cell import CellRun
-from harness.farend import audio
+from harness.conditions import CellConditions
 from harness.farend.handle import FarEnd
 from harness.matrix import DEFAULT_MATRIX, Cell, Matrix, MatrixError, load
+from harness.pool import BrowserPool
 from harness.scenarios import SCENARIOS
 from harness.softphone import Softphone
-from impairments import linkcheck, replay
+from harness.verdicts import cell_result
 from impairments.lab import Lab
-from impairments.schedule import Schedule, ScheduleRunner
-from reports.results import CellResult, LinkRecord, Metrics, RunResult, Verdict
+from reports.results import RunResult
 
 MATRIX = pytest.StashKey[Matrix]()
 RUN = pytest.StashKey[RunResult]()
@@ -168,33 +165,6 @@ def browser_context_args() -> dict:
     return {}
 
 
-class BrowserPool:
-    """One running browser per engine, launched on first use and relaunched if it dies."""
-
-    def __init__(self, lab: Lab, far_end: FarEnd, workdir: Path, launch_overrides: dict):
-        self.lab, self.far_end, self.workdir = lab, far_end, workdir
-        self.launch_overrides = launch_overrides
-        self.playwright = sync_playwright().start()
-        self.running: dict[str, Browser] = {}
-        self.mic_wav = audio.tone(workdir / "mic-tone.wav")
-
-    def get(self, name: str) -> Browser:
-        browser = self.running.get(name)
-        if browser is None or not browser.is_connected():
-            ctx = LaunchContext(self.lab.client_ns, self.far_end.url, self.workdir, self.mic_wav)
-            browser = engine(name).launch(self.playwright, ctx, self.launch_overrides)
-            self.running[name] = browser
-        return browser
-
-    def close(self) -> None:
-        for browser in self.running.values():
-            with contextlib.suppress(Exception):
-                browser.close()
-        self.running.clear()
-        with contextlib.suppress(Exception):
-            self.playwright.stop()
-
-
 @pytest.fixture(scope="session")
 def browsers(lab: Lab, far_end: FarEnd, rtcm_out: Path, browser_launch_args: dict):
     workdir = rtcm_out / "browsers"
@@ -204,80 +174,15 @@ def browsers(lab: Lab, far_end: FarEnd, rtcm_out: Path, browser_launch_args: dic
     pool.close()
 
 
-class _Conditions:
-    """Applies a cell's profile to the lab, and measures each profile's link once per run."""
-
-    def __init__(self, lab: Lab, probes: int):
-        self.lab = lab
-        self.probes = probes
-        self.checked: dict[str, linkcheck.LinkCheck] = {}
-
-    def enter(self, cell: Cell) -> tuple[LinkRecord, "_ScheduleInCell | None"]:
-        """Apply the cell's conditions; a schedule is checked on its first step, then started."""
-        schedule = cell.profile if isinstance(cell.profile, Schedule) else None
-        fixed = schedule.first if schedule else cell.profile
-        if self.lab.applied is None or self.lab.applied.profile != fixed:
-            self.lab.apply(fixed)
-        applied = self.lab.applied
-        measured = None
-        if self.probes:
-            if cell.profile.name not in self.checked:
-                self.checked[cell.profile.name] = linkcheck.check(self.lab, probes=self.probes)
-            measured = self.checked[cell.profile.name]
-        record = LinkRecord(
-            backend=self.lab.backend,
-            configured=fixed.model_dump(mode="json"),
-            netem=applied.netem,
-            measured=measured.model_dump(mode="json") if measured else None,
-            ok=measured.ok if measured else None,
-            deviations=[d.model_dump() for d in measured.deviations] if measured else [],
-        )
-        if not schedule:
-            return record, None
-        record.schedule = {"name": schedule.name, "summary": schedule.summary(), "loop": schedule.loop,
-                           "steps": [s.model_dump(mode="json") for s in schedule.steps]}
-        return record, _ScheduleInCell(self.lab, schedule)
-
-
-class _ScheduleInCell:
-    """A schedule running during one cell; a replay is also probed lightly, to measure its fidelity."""
-
-    REPLAY_PPS = 20  # ~21 kbit/s per direction beside the call
-
-    def __init__(self, lab: Lab, schedule: Schedule):
-        self.schedule = schedule
-        self.stop_probe = threading.Event()
-        self.probe: dict = {}
-        self.prober = None
-        if schedule.original:
-            self.prober = threading.Thread(target=lambda: self.probe.update(linkcheck.timeline(
-                lab, schedule.total_s, pps=self.REPLAY_PPS, stop=self.stop_probe)), daemon=True)
-            self.prober.start()
-        self.runner = ScheduleRunner(lab, schedule).start()
-
-    def finish(self, run: CellRun) -> None:
-        self.runner.stop()
-        self.stop_probe.set()
-        assert run.link and run.link.schedule is not None
-        run.link.schedule.update(started_at=self.runner.started_at, max_drift_ms=self.runner.max_drift_ms,
-                                 error=self.runner.error, applied=[r.model_dump() for r in self.runner.records])
-        if self.prober:
-            self.prober.join(timeout=30)
-            if self.probe and self.runner.started_at:
-                bins = {d: self.probe[d].per_second(since=self.runner.started_at) for d in ("uplink", "downlink")}
-                fidelity = replay.compare([replay.Sample(**o) for o in self.schedule.original], bins)
-                run.link.schedule["fidelity"] = fidelity.model_dump()
-
-
 @pytest.fixture(scope="session")
-def _conditions(lab: Lab, rtcm_matrix: Matrix) -> _Conditions:
-    return _Conditions(lab, rtcm_matrix.options.link_check_probes)
+def _conditions(lab: Lab, rtcm_matrix: Matrix) -> CellConditions:
+    return CellConditions(lab, rtcm_matrix.options.link_check_probes)
 
 
 # --- per-cell fixtures --------------------------------------------------------------------------
 
 @pytest.fixture
-def cell(request: pytest.FixtureRequest, rtcm_matrix: Matrix, rtcm_out: Path, _conditions: _Conditions) -> CellRun:
+def cell(request: pytest.FixtureRequest, rtcm_matrix: Matrix, rtcm_out: Path, _conditions: CellConditions) -> CellRun:
     the_cell: Cell = request.param
     evidence = rtcm_out / "cells" / the_cell.id
     run = CellRun(the_cell, rtcm_matrix.options, evidence, link=None)
@@ -297,7 +202,7 @@ def softphone(cell: CellRun, browsers: BrowserPool, far_end: FarEnd, browser_con
     cell.browser_version = browser.version
     context = browser.new_context(**browser_context_args)
     page = context.new_page()
-    phone = Softphone(page, far_end.url, f"ws://{far_end.lab.server_ip}:{8080}/ws")
+    phone = Softphone(page, far_end.url, far_end.ws_url)
     try:
         yield phone
     finally:
@@ -328,58 +233,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     reports = item.stash.setdefault(REPORTS, {})
     reports[report.when] = report
     if report.when == "teardown" and "cell" in getattr(item, "fixturenames", ()):
-        _finish_cell(item, reports)
-
-
-def _finish_cell(item: pytest.Item, reports: dict) -> None:
-    run = item.config.stash.get(RUN, None)
-    spec = getattr(item, "callspec", None)
-    cell: Cell | None = spec.params.get("cell") if spec else None
-    if run is None or cell is None:
-        return
-    rec: CellRun | None = item.stash.get(CELL_RUN, None)
-    setup, call = reports.get("setup"), reports.get("call")
-    reason = None
-    if setup and setup.failed:
-        verdict, reason = Verdict.error, _reason(setup)
-    elif setup and setup.skipped:
-        verdict, reason = Verdict.skipped, _reason(setup)
-    elif call and call.failed:
-        verdict, reason = Verdict.failed, _reason(call)
-    elif call and call.skipped:
-        verdict, reason = Verdict.skipped, _reason(call)
-    elif call and call.passed:
-        verdict = Verdict.passed
-    else:
-        verdict, reason = Verdict.error, "did not run"
-    teardown = reports.get("teardown")
-    if teardown and teardown.failed and verdict == Verdict.passed:
-        verdict, reason = Verdict.error, _reason(teardown)
-    run.cells.append(CellResult(
-        id=cell.id,
-        browser=cell.browser,
-        browser_version=rec.browser_version if rec else None,
-        profile=cell.profile.name,
-        scenario=cell.scenario,
-        feature=SCENARIOS.get(cell.scenario, cell.scenario),
-        verdict=verdict,
-        proven_by=rec.proven_by if rec and verdict == Verdict.passed else [],
-        reason=reason,
-        proofs=rec.proofs if rec else [],
-        metrics=rec.metrics if rec else Metrics(),
-        link=rec.link if rec else None,
-        evidence=rec.evidence if rec else {},
-        started_at=rec.started_at if rec else None,
-        duration_s=sum(r.duration for r in reports.values()),
-    ))
-
-
-def _reason(report: pytest.TestReport) -> str:
-    longrepr = report.longrepr
-    if isinstance(longrepr, tuple):
-        return str(longrepr[2])
-    crash = getattr(longrepr, "reprcrash", None)
-    return crash.message if crash else str(longrepr).strip().splitlines()[-1]
+        cell_result(item, reports, item.config.stash.get(RUN, None), item.stash.get(CELL_RUN, None))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

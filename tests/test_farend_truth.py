@@ -16,7 +16,7 @@ def test_far_end_hears_the_tone_then_silence_when_muted(lab, far_end, browsers):
     lab.apply(Profile(name="ideal"))
     context = browsers.get("chromium").new_context()
     try:
-        phone = Softphone(context.new_page(), far_end.url, f"ws://{lab.server_ip}:8080/ws")
+        phone = Softphone(context.new_page(), far_end.url, far_end.ws_url)
         phone.open()
         phone.login()
         call_id = phone.call()

@@ -7,7 +7,7 @@ def _run() -> RunResult:
     link = LinkRecord(backend="uml-netem", configured={"uplink": {"delay_ms": 100, "jitter_ms": 0, "loss_pct": 0, "rate_kbit": 330},
                                                         "downlink": {"delay_ms": 100, "jitter_ms": 0, "loss_pct": 0, "rate_kbit": 780},
                                                         "source": "NLC"}, ok=False,
-                      deviations=[{"direction": "uplink", "what": "delay_ms_mean", "configured": 100, "measured": 120, "allowed": "±1 ms"}])
+                      deviations=[{"direction": "uplink", "what": "delay_ms_mean", "expected": 100, "measured": 120, "allowed": "±1 ms"}])
     return RunResult(rtcmatrix_version="t", matrix="m.yaml", started_at=0, finished_at=10, lab={"backend": "uml-netem"}, cells=[
         CellResult(id="chromium-3g-outbound-call", browser="chromium", profile="3g", scenario="outbound-call",
                    feature="Make outbound call", verdict=Verdict.passed, proven_by=["far-end"],

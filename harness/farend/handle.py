@@ -43,6 +43,10 @@ class FarEnd:
     def url(self) -> str:
         return f"http://{self.lab.server_ip}:{PORT}"
 
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.lab.server_ip}:{PORT}/ws"
+
     def start(self) -> "FarEnd":
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.evidence.mkdir(exist_ok=True)

@@ -7,7 +7,6 @@ whose ground truth is known.
 Schedule (one way, both directions): 40 ms for 6 s, 90 ms for 6 s, 140 ms with 4 % loss for 6 s.
 """
 
-import time
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
