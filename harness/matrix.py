@@ -6,11 +6,10 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from impairments.presets import Conditions, resolve
-from impairments.profile import ProfileError, format_validation_error
+from impairments.profile import ProfileError, format_validation_error, read_yaml
 
 MATRICES = Path(__file__).resolve().parents[1] / "matrices"
 DEFAULT_MATRIX = MATRICES / "default.yaml"
@@ -67,12 +66,7 @@ def load(path: Path, browsers: list[str] | None = None, profiles: list[str] | No
          scenarios: list[str] | None = None, known_scenarios: list[str] | None = None,
          known_browsers: list[str] | None = None) -> Matrix:
     """Read a matrix file and narrow it by the command line's filters."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise MatrixError(f"{path}: cannot read the matrix file ({err.strerror}); pass --matrix FILE") from None
-    except yaml.YAMLError as err:
-        raise MatrixError(f"{path}: not valid YAML: {err}") from None
+    raw = read_yaml(path, "matrix file", MatrixError, "; pass --matrix FILE")
     try:
         spec = MatrixFile.model_validate(raw if raw is not None else {})
     except ValidationError as err:

@@ -10,7 +10,7 @@ from typing import Union
 import yaml
 from pydantic import ValidationError
 
-from impairments.profile import Profile, ProfileError, format_validation_error, profile_from_mapping
+from impairments.profile import Profile, ProfileError, format_validation_error, profile_from_mapping, read_yaml
 from impairments.schedule import Schedule
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
@@ -50,12 +50,7 @@ def presets() -> dict[str, Conditions]:
 
 
 def load_conditions_file(path: Path) -> Conditions:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ProfileError(f"{path}: cannot read the profile file ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise ProfileError(f"{path}: not valid YAML: {err}") from None
+    data = read_yaml(path, "profile file")
     if isinstance(data, dict) and "name" not in data:
         data = {**data, "name": path.stem}
     return conditions_from_mapping(data, str(path))

@@ -188,13 +188,11 @@ def profile_from_mapping(data: object, where: str) -> Profile:
         raise ProfileError(format_validation_error(err, where)) from None
 
 
-def load_profile_file(path: Path) -> Profile:
+def read_yaml(path: Path, what: str, error: type[ValueError] = ProfileError, fix: str = "") -> object:
+    """Load a user's YAML file; unreadable or malformed input becomes one message naming the file."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except OSError as err:
-        raise ProfileError(f"{path}: cannot read the profile file ({err.strerror})") from None
+        raise error(f"{path}: cannot read the {what} ({err.strerror}){fix}") from None
     except yaml.YAMLError as err:
-        raise ProfileError(f"{path}: not valid YAML: {err}") from None
-    if isinstance(data, dict) and "name" not in data:
-        data = {**data, "name": path.stem}
-    return profile_from_mapping(data, str(path))
+        raise error(f"{path}: not valid YAML: {err}") from None

@@ -3,7 +3,8 @@ import math
 import pytest
 
 from impairments.presets import presets, resolve
-from impairments.profile import GilbertElliott, Link, Profile, ProfileError, load_profile_file
+from impairments.presets import load_conditions_file as load_profile_file
+from impairments.profile import GilbertElliott, Link, Profile, ProfileError
 
 
 def test_both_sets_each_direction_and_sides_override():

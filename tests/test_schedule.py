@@ -29,20 +29,25 @@ def test_bad_schedule_names_the_step(tmp_path):
     assert "steps.0.duration_s" in str(err.value) and "steps.1.profile" in str(err.value)
 
 
+def run_probed(lab, schedule: Schedule, seconds: float) -> tuple[ScheduleRunner, dict]:
+    """Run the schedule while probing both directions at 200 pps from a little before it starts."""
+    probe: dict = {}
+    prober = threading.Thread(target=lambda: probe.update(linkcheck.timeline(lab, seconds, pps=200)))
+    prober.start()
+    time.sleep(0.3)
+    runner = ScheduleRunner(lab, schedule).start()
+    runner.join(timeout=seconds + 10)
+    prober.join(timeout=30)
+    return runner, probe
+
+
 @pytest.mark.slow
 @pytest.mark.lab
 def test_sixty_seconds_keep_time_on_the_wire(lab):
     """12 steps of 5 s alternating 10 ms and 40 ms one way: drift < 50 ms, seen on the wire."""
     steps = [{"duration_s": 5, "profile": {"name": f"d{10 + 30 * (i % 2)}", "both": {"delay_ms": 10 + 30 * (i % 2)}}}
              for i in range(12)]
-    schedule = Schedule(name="alternate", steps=steps)
-    probe: dict = {}
-    prober = threading.Thread(target=lambda: probe.update(linkcheck.timeline(lab, 61, pps=200)))
-    prober.start()
-    time.sleep(0.5)
-    runner = ScheduleRunner(lab, schedule).start()
-    runner.join(timeout=70)
-    prober.join(timeout=30)
+    runner, probe = run_probed(lab, Schedule(name="alternate", steps=steps), 61)
     assert len(runner.records) == 12 and runner.error is None
     assert runner.max_drift_ms < 50, [r.drift_ms for r in runner.records]
     up = probe["uplink"]
@@ -59,18 +64,11 @@ def test_sixty_seconds_keep_time_on_the_wire(lab):
 @pytest.mark.slow
 @pytest.mark.lab
 def test_blackout_drops_everything_for_its_duration(lab):
-    schedule = Schedule(name="blackout", steps=[
+    runner, probe = run_probed(lab, Schedule(name="blackout", steps=[
         {"duration_s": 2, "profile": "ideal"},
         {"duration_s": 3, "profile": {"both": {"loss_pct": 100}}},
         {"duration_s": 2, "profile": "ideal"},
-    ])
-    probe: dict = {}
-    prober = threading.Thread(target=lambda: probe.update(linkcheck.timeline(lab, 7.5, pps=200)))
-    prober.start()
-    time.sleep(0.2)
-    runner = ScheduleRunner(lab, schedule).start()
-    runner.join(timeout=20)
-    prober.join(timeout=20)
+    ]), 7.6)
     for direction in ("uplink", "downlink"):
         t = probe[direction]
         lost = [s for s, d in zip(t.sent_at, t.delay_ms) if d is None]
