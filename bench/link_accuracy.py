@@ -8,6 +8,7 @@ Prints figures; asserts nothing (performance goals live here, not in timed tests
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 
 import psutil
@@ -15,6 +16,7 @@ import psutil
 from impairments import linkcheck
 from impairments.lab import Lab
 from impairments.presets import presets
+from impairments.schedule import Schedule, ScheduleRunner
 
 
 def fmt(v, f="{:.2f}"):
@@ -32,6 +34,28 @@ def cpu_seconds(pids: list[int]) -> float:
         except psutil.Error:
             pass
     return total
+
+
+def schedule_figures(lab: Lab, name: str, schedule: Schedule) -> None:
+    """One pass of the schedule under 200 pps probes: each step's delay and loss, and its drift."""
+    probe: dict = {}
+    prober = threading.Thread(target=lambda: probe.update(linkcheck.timeline(lab, schedule.total_s + 0.3, pps=200)))
+    prober.start()
+    time.sleep(0.2)
+    runner = ScheduleRunner(lab, schedule.model_copy(update={"loop": False})).start()
+    runner.join()
+    prober.join()
+    for record, step in zip(runner.records, schedule.steps):
+        start, end = runner.started_at + record.applied_s + 0.1, runner.started_at + record.due_s + step.duration_s
+        for direction in ("uplink", "downlink"):
+            t = probe[direction]
+            window = [d for s, d in zip(t.sent_at, t.delay_ms) if start <= s < end]
+            got = [d for d in window if d is not None]
+            link = getattr(step.profile, direction)
+            print(f"{name + ' #' + str(record.index):<18} {direction[:4]:<5} {link.delay_ms:>9g} "
+                  f"{fmt(sum(got) / len(got) if got else None):>10} {'':>6} {100 * link.mean_loss_fraction:>8.2f} "
+                  f"{fmt(100 * (1 - len(got) / len(window)) if window else None):>7} {'':>16} "
+                  f"drift {record.drift_ms:.1f} ms")
 
 
 def main() -> None:
@@ -55,6 +79,9 @@ def main() -> None:
         print(header)
         print("-" * len(header))
         for name, profile in chosen.items():
+            if isinstance(profile, Schedule):
+                schedule_figures(lab, name, profile)
+                continue
             lab.apply(profile)
             c0, w0 = cpu_seconds([router_pid] if router_pid else []), time.monotonic()
             check = linkcheck.check(lab, probes=args.probes)
