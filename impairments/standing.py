@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import socketserver
@@ -105,7 +106,10 @@ def down(name: str, timeout_s: float = 30) -> bool:
     if state(name):
         os.kill(data["pid"], signal.SIGKILL)
         sweep.sweep()
-    _paths(name)[0].unlink(missing_ok=True)
+    path, sock, log = _paths(name)
+    for leftover in (path, sock, log):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(STANDING / name, ignore_errors=True)
     return True
 
 

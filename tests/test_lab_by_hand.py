@@ -43,6 +43,7 @@ def test_up_exec_set_check_down():
     assert down.returncode == 0
     assert wait_until(lambda: not (set(sweep.our_namespaces()) - before), 10)
     assert not standing.state(name)
+    assert not list(standing.STANDING.glob(f"{name}*"))
 
 
 def test_exec_without_a_lab_says_how_to_start_one():
