@@ -85,3 +85,16 @@ def test_sweep_never_touches_foreign_namespaces():
             sweep.remove_namespace("someone-elses-ns")
     finally:
         netns.remove("someone-elses-ns")
+
+
+def test_asking_for_host_netem_without_it_says_what_to_do():
+    from impairments.detect import host_has_netem
+    from impairments.lab import LabError
+
+    if host_has_netem():
+        pytest.skip("this kernel has sch_netem: the host backend is available")
+    before = set(sweep.our_namespaces())
+    with pytest.raises(LabError, match="no sch_netem; use --backend uml"):
+        with Lab(backend="host"):
+            pass
+    assert set(sweep.our_namespaces()) == before

@@ -56,3 +56,20 @@ def test_profiles_lists_numbers_and_sources():
     result = runner.invoke(app, ["profiles"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "Network Link Conditioner" in result.output and "330kbit/s" in result.output
+
+
+def test_not_root_is_one_message():
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root (to drop to nobody) and setpriv")
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        sys.executable, "-m", "harness.cli", "run"], capture_output=True, text=True, timeout=60,
+                       cwd=Path(__file__).resolve().parents[1])
+    if "Permission denied" in r.stderr or "No module named" in r.stderr:
+        pytest.skip("this Python is not usable by an unprivileged user here")
+    assert r.returncode == 2, r.stderr
+    assert "needs root" in r.stderr and "Traceback" not in r.stderr
