@@ -39,3 +39,11 @@ def test_summary_falls_back_to_the_ice_pair():
     series = [{"t": 0, "entries": [pair]}, {"t": 1000, "entries": [pair]}]
     m = summarise(series)
     assert m.rtt_ms == pytest.approx(100) and m.rtt_source == "candidate-pair.currentRoundTripTime"
+
+
+def test_rtp_sequence_span_survives_the_16_bit_wrap():
+    from harness.wire import _seq_span
+
+    assert _seq_span([10, 11, 13]) == 4
+    assert _seq_span([65534, 65535, 0, 1]) == 4
+    assert _seq_span([]) == 0

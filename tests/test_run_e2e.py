@@ -34,7 +34,7 @@ def test_default_matrix_acceptance(tmp_path: Path):
     assert set(cells) == {"ideal", "3g"}
     for c in cells.values():
         assert c["verdict"] == "passed", c["reason"]
-        assert "far-end" in c["proven_by"]
+        assert "far-end" in c["proven_by"] and "wire" in c["proven_by"]
         assert c["browser_version"]
         assert c["link"]["configured"] and c["link"]["measured"]
         assert Path(c["evidence"]["stats"]).exists() and Path(c["evidence"]["farend"]).exists()

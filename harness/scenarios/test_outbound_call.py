@@ -3,20 +3,31 @@
 import pytest
 
 from harness.farend.audio import TONE_HZ
+from harness.wire import WireTap
 
 pytestmark = [pytest.mark.scenario("outbound-call"), pytest.mark.slow, pytest.mark.lab]
 
 HEARD_DBFS = -40.0  # the tone is sent at -12 dBFS; Opus and 10 % loss keep it well above this
 TONE_TOLERANCE_HZ = 5.0
+MIN_RTP_PPS = 25  # Opus at 20 ms sends 50 packets a second; half of that is a call that barely flows
 
 
-def test_outbound_call(cell, softphone, far_end):
+def test_outbound_call(cell, softphone, far_end, lab):
     adapter = softphone.open()
     cell.keep("adapter.json", adapter)
     softphone.login()
     call_id = softphone.call("echo")
     softphone.wait_for("connected", cell.options.connect_timeout_s)
-    cell.metrics = softphone.measure(cell.options.stats_seconds)
+    with WireTap(lab) as tap:
+        cell.metrics = softphone.measure(cell.options.stats_seconds)
+    wire = tap.report()
+    cell.keep("wire.json", wire.model_dump())
+    sent = wire.from_browser(lab.client_ip)
+    seconds = max((s.seconds for s in sent), default=0.0)
+    cell.prove("wire", "RTP from the browser crossed the lab link to the far end",
+               len(sent) == 1 and seconds > 0 and sent[0].packets / max(seconds, 1e-9) >= MIN_RTP_PPS,
+               streams=[{"ssrc": s.ssrc, "pt": s.payload_type, "packets": s.packets, "kbps": round(s.kbps, 1),
+                         "missing_seq": s.missing_seq} for s in sent], window_s=round(seconds, 2))
 
     heard = far_end.call(call_id)
     cell.keep("farend.json", heard)

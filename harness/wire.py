@@ -1,0 +1,122 @@
+"""What crossed the wire: a capture on the far end's side of the lab link.
+
+The page can say anything; packets cannot. A `WireTap` listens on the server namespace's lab
+interface with scapy and tells, per RTP stream (SSRC), how many packets arrived, at what bitrate,
+with which payload type, and how many sequence numbers are missing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+from scapy.arch.linux import L2ListenSocket
+from scapy.layers.inet import IP, UDP
+from scapy.layers.rtp import RTP
+from scapy.sendrecv import AsyncSniffer
+
+from impairments.nsutil import run_in_netns
+
+if TYPE_CHECKING:
+    from impairments.lab import Lab
+
+
+class RtpStream(BaseModel):
+    ssrc: int
+    src: str
+    dst: str
+    payload_type: int
+    packets: int
+    bytes: int
+    seconds: float
+    kbps: float
+    missing_seq: int
+
+
+class WireReport(BaseModel):
+    packets: int
+    udp_from_client: int
+    streams: list[RtpStream]
+
+    def from_browser(self, client_ip: str) -> list[RtpStream]:
+        return [s for s in self.streams if s.src == client_ip]
+
+
+class WireTap:
+    """Capture on the server side of the lab link while a call runs (`with WireTap(lab): ...`)."""
+
+    def __init__(self, lab: "Lab"):
+        self.lab = lab
+        self._flows: dict[int, dict] = defaultdict(lambda: {"n": 0, "bytes": 0, "seqs": set(), "first": None, "last": None})
+        self._packets = 0
+        self._udp_from_client = 0
+        self._lock = threading.Lock()
+        self._sniffer: AsyncSniffer | None = None
+        self._sock = None
+
+    def __enter__(self) -> "WireTap":
+        # The socket must be made inside the namespace; scapy's own thread then reads from it.
+        self._sock = run_in_netns(self.lab.server_ns, lambda: L2ListenSocket(iface=self.lab.server_if, nofilter=1))
+        self._sniffer = AsyncSniffer(opened_socket=self._sock, prn=self._packet, store=False)
+        self._sniffer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._sniffer:
+            time.sleep(0.2)
+            self._sniffer.stop()
+            self._sniffer = None
+        if self._sock:
+            self._sock.close()
+            self._sock = None
+
+    def _packet(self, pkt) -> None:
+        with self._lock:
+            self._packets += 1
+            if IP not in pkt or UDP not in pkt:
+                return
+            ip = pkt[IP]
+            if ip.src == self.lab.client_ip:
+                self._udp_from_client += 1
+            payload = bytes(pkt[UDP].payload)
+            # RTP (RFC 3550): version 2, and not RTCP (payload types 72-79 with the marker bit, RFC 5761).
+            if len(payload) < 12 or payload[0] >> 6 != 2 or 72 <= (payload[1] & 0x7F) <= 79:
+                return
+            rtp = RTP(payload)
+            flow = self._flows[rtp.sourcesync]
+            now = float(pkt.time)
+            flow.update(src=ip.src, dst=ip.dst, pt=rtp.payload_type)
+            flow["n"] += 1
+            flow["bytes"] += len(payload)
+            flow["seqs"].add(rtp.sequence)
+            flow["first"] = flow["first"] or now
+            flow["last"] = now
+
+    def report(self) -> WireReport:
+        with self._lock:
+            streams = []
+            for ssrc, f in self._flows.items():
+                seconds = (f["last"] - f["first"]) if f["n"] > 1 else 0.0
+                seqs = sorted(f["seqs"])
+                span = _seq_span(seqs)
+                streams.append(RtpStream(
+                    ssrc=ssrc, src=f["src"], dst=f["dst"], payload_type=f["pt"], packets=f["n"], bytes=f["bytes"],
+                    seconds=seconds, kbps=8 * f["bytes"] / seconds / 1000 if seconds else 0.0,
+                    missing_seq=max(0, span - len(seqs))))
+            return WireReport(packets=self._packets, udp_from_client=self._udp_from_client, streams=streams)
+
+
+def _seq_span(seqs: list[int]) -> int:
+    """How many sequence numbers the stream covered, allowing for one 16-bit wrap."""
+    if not seqs:
+        return 0
+    gaps = [b - a for a, b in zip(seqs, seqs[1:])]
+    if gaps and max(gaps) > 32768:  # wrapped: the largest gap is the wrap point
+        return 65536 - max(gaps) + 1
+    return seqs[-1] - seqs[0] + 1
