@@ -103,8 +103,8 @@ class WireTap:
             streams = []
             for ssrc, f in self._flows.items():
                 seconds = (f["last"] - f["first"]) if f["n"] > 1 else 0.0
-                seqs = sorted(f["seqs"])
-                span = _seq_span(seqs)
+                seqs = f["seqs"]
+                span = _seq_span(list(seqs))
                 streams.append(RtpStream(
                     ssrc=ssrc, src=f["src"], dst=f["dst"], payload_type=f["pt"], packets=f["n"], bytes=f["bytes"],
                     seconds=seconds, kbps=8 * f["bytes"] / seconds / 1000 if seconds else 0.0,
@@ -116,6 +116,7 @@ def _seq_span(seqs: list[int]) -> int:
     """How many sequence numbers the stream covered, allowing for one 16-bit wrap."""
     if not seqs:
         return 0
+    seqs = sorted(seqs)
     gaps = [b - a for a, b in zip(seqs, seqs[1:])]
     if gaps and max(gaps) > 32768:  # wrapped: the largest gap is the wrap point
         return 65536 - max(gaps) + 1
