@@ -21,8 +21,9 @@ from impairments.profile import ProfileError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Browser x network compatibility matrix for WebRTC voice SDKs.")
-console = Console()
-err = Console(stderr=True)
+# CI logs are not terminals: give tables room instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,13 +109,13 @@ def _print_summary(results: Path) -> None:
 
     run = RunResult.load(results)
     table = Table(title=f"rtcmatrix ({run.lab.get('backend', '-')})")
-    for col in ("cell", "verdict", "proven at", "RTT ms", "jitter ms", "loss %", "MOS", "link"):
+    for col in ("browser", "profile", "scenario", "verdict", "proven at", "RTT ms", "jitter ms", "loss %", "MOS", "link"):
         table.add_column(col)
     for c in run.cells:
         m = c.metrics
         fmt = lambda v, f="{:.1f}": "-" if v is None else f.format(v)  # noqa: E731
         link = "-" if not c.link or c.link.ok is None else ("as configured" if c.link.ok else "DEVIATES")
-        table.add_row(c.id, c.verdict.value, ", ".join(c.proven_by), fmt(m.rtt_ms), fmt(m.jitter_ms),
+        table.add_row(c.browser, c.profile, c.scenario, c.verdict.value, ", ".join(c.proven_by), fmt(m.rtt_ms), fmt(m.jitter_ms),
                       fmt(m.packet_loss_pct, "{:.2f}"), fmt(m.mos, "{:.2f}"), link)
     console.print(table)
 
@@ -268,9 +269,13 @@ def lab_check(name: str = NAME_OPT, probes: int = typer.Option(1000, "--probes",
     from impairments import standing
 
     try:
-        check = standing.request(name, "check", probes=probes, timeout_s=600)["check"]
+        reply = standing.request(name, "check", probes=probes, timeout_s=600)
     except standing.StandingError as e:
         fail(str(e))
+    check = reply["check"]
+    if reply.get("schedule_running"):
+        console.print(f"[yellow]schedule {reply['schedule_running']} is running: the link changed during the check, "
+                      "so it is compared with the step in force at its end[/]")
     table = Table(title=f"link check, {probes} probes per direction")
     for col in ("direction", "delay ms (mean ± sd)", "loss % [95 % CI]", "rate kbit/s", "reordered %", "duplicated"):
         table.add_column(col)

@@ -146,6 +146,10 @@ class ScheduleRunner:
         self._stop.set()
         self._thread.join(timeout=30)
 
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 

@@ -154,7 +154,9 @@ class _Owner:
             applied = self.lab.apply(Profile.model_validate(body))
             return {"netem": applied.netem, "took_s": applied.took_s}
         if op == "check":
-            return {"check": linkcheck.check(self.lab, probes=int(req.get("probes", 1000))).model_dump(mode="json")}
+            running = self.runner.schedule.name if self.runner and not self.runner.done else None
+            return {"check": linkcheck.check(self.lab, probes=int(req.get("probes", 1000))).model_dump(mode="json"),
+                    "schedule_running": running}
         if op == "down":
             self.stop = True
             return {}
