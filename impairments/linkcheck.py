@@ -316,6 +316,11 @@ def expected_delay(link: Link, interval_s: float, probe_bytes: int,
     comes from batch means, which holds for correlated delays too.
     """
     serialise_ms = (probe_bytes + WIRE_OVERHEAD) * 8 / link.rate_kbit if link.rate_kbit else 0.0
+    if link.slot:
+        # Waiting for the next slot: the mean residual of slot intervals uniform on [a, b].
+        a, b = link.slot.min_delay_ms, link.slot.max_delay_ms or link.slot.min_delay_ms
+        wait = (a * a + a * b + b * b) / 3 / (a + b)
+        return link.delay_ms + wait + serialise_ms, None, wait / math.sqrt(3 * probes)
     if not link.jitter_ms:
         return link.delay_ms * (1 - link.reorder_pct / 100) + serialise_ms, None, 0.0
     rng = np.random.default_rng(7)

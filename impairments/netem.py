@@ -27,13 +27,14 @@ def apply_link(ipr: IPRoute, ifname: str, link: Link, previous: Link | None = No
 
     `replace` on the same handle changes a netem in place, so packets already queued keep
     flowing: deleting and re-adding would drop up to delay x rate packets at every change.
-    netem cannot drop a delay distribution table in place, so leaving one for another
-    distribution rebuilds the qdisc.
+    netem cannot drop a delay distribution table or a slot in place, so leaving one rebuilds
+    the qdisc.
     """
     index = ipr.link_lookup(ifname=ifname)
     if not index:
         raise LookupError(f"no interface {ifname!r}")
-    if _has_table(previous) and previous.distribution != link.distribution:
+    if (_has_table(previous) and previous.distribution != link.distribution) or \
+            (previous and previous.slot and not link.slot):
         clear_root(ipr, index[0])
     try:
         ipr.tc("replace", "netem", index[0], handle=HANDLE, netem=link)

@@ -56,6 +56,24 @@ class FourState(_Strict):
     p14_pct: float = Field(default=0, ge=0, le=100)
 
 
+class Slot(_Strict):
+    """Deliver in bursts, as Wi-Fi and LTE aggregation do (tc: `slot MIN [MAX] [packets N] [bytes N]`).
+
+    Packets wait for the next slot; slots open every MIN..MAX ms (uniformly drawn) and release at
+    most `max_packets` packets or `max_bytes` bytes each (0: no cap)."""
+
+    min_delay_ms: float = Field(gt=0, le=10_000)
+    max_delay_ms: float | None = Field(default=None, gt=0, le=10_000)
+    max_packets: int = Field(default=0, ge=0, le=1_000_000)
+    max_bytes: int = Field(default=0, ge=0, le=100_000_000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Slot":
+        if self.max_delay_ms is not None and self.max_delay_ms < self.min_delay_ms:
+            raise ValueError("max_delay_ms must be at least min_delay_ms")
+        return self
+
+
 class Link(_Strict):
     """One direction of the impaired link."""
 
@@ -75,6 +93,7 @@ class Link(_Strict):
     rate_kbit: float | None = Field(default=None, gt=0, le=100_000_000)
     rate_overhead_bytes: int = Field(default=0, ge=-1500, le=1500)
     limit_packets: int | None = Field(default=None, ge=1, le=10_000_000)
+    slot: Slot | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "Link":

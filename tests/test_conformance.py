@@ -119,3 +119,14 @@ def test_queue_limit_holds_a_fast_stream_at_high_delay(netem_lab):
     m = measure(netem_lab, probes=4000, interval_s=0.0001, both={"delay_ms": 200})
     for d in (m.uplink, m.downlink):
         assert d.loss_pct == 0, d
+
+
+def test_slots_release_in_bursts(netem_lab):
+    # Slots every 20 ms: a probe waits for the next one, so delays spread evenly over 0-20 ms.
+    m = measure(netem_lab, both={"slot": {"min_delay_ms": 20}})
+    for d in (m.uplink, m.downlink):
+        assert abs(d.delay_ms_mean - 10) <= 1.5, d
+        assert abs(d.delay_ms_sd - 20 / 12 ** 0.5) <= 0.15 * 20 / 12 ** 0.5, d
+        assert d.delay_ms_p95 <= 21, d
+    m = measure(netem_lab, both={"delay_ms": 5})  # the slot goes away again
+    assert abs(m.uplink.delay_ms_mean - 5) <= 1.0 and m.uplink.delay_ms_sd < 1.0

@@ -62,3 +62,9 @@ def test_distribution_table_is_iproute2s():
 def test_reorder_sets_gap_at_least_one():
     d = roundtrip(Link(delay_ms=10, reorder_pct=25))
     assert d["gap"] == 1 and d.get_attr("TCA_NETEM_REORDER")["prob_reorder"] > 0
+
+
+def test_slot_in_nanoseconds():
+    d = roundtrip(Link(slot={"min_delay_ms": 20, "max_delay_ms": 30, "max_packets": 8}))
+    slot = d.get_attr("TCA_NETEM_SLOT")
+    assert slot["min_delay"] == 20_000_000 and slot["max_delay"] == 30_000_000 and slot["max_packets"] == 8

@@ -98,6 +98,16 @@ def get_parameters(kwarg: dict) -> dict:
     }])
     if bytes_s >= U32_MAX:
         attrs.append(["TCA_NETEM_RATE64", bytes_s])
+    if link.slot:
+        # netem cannot drop a slot in place; apply_link rebuilds the qdisc when one goes away.
+        attrs.append(["TCA_NETEM_SLOT", {
+            "min_delay": int(link.slot.min_delay_ms * 1_000_000),
+            "max_delay": int((link.slot.max_delay_ms or link.slot.min_delay_ms) * 1_000_000),
+            "max_packets": link.slot.max_packets,
+            "max_bytes": link.slot.max_bytes,
+            "dist_delay": 0,
+            "dist_jitter": 0,
+        }])
     return opts
 
 
@@ -115,7 +125,7 @@ class options(nla):
         ("TCA_NETEM_PAD", "hex"),
         ("TCA_NETEM_LATENCY64", "int64"),
         ("TCA_NETEM_JITTER64", "int64"),
-        ("TCA_NETEM_SLOT", "hex"),
+        ("TCA_NETEM_SLOT", "netem_slot"),
         ("TCA_NETEM_SLOT_DIST", "hex"),
         ("TCA_NETEM_PRNG_SEED", "uint64"),
     )
@@ -157,6 +167,12 @@ class options(nla):
 
         def decode(self):
             nla.decode(self)
+
+    class netem_slot(nla):
+        """struct tc_netem_slot: times in ns; 0 packets or bytes means no cap."""
+
+        fields = (("min_delay", "q"), ("max_delay", "q"), ("max_packets", "i"), ("max_bytes", "i"),
+                  ("dist_delay", "q"), ("dist_jitter", "q"))
 
     class netem_loss(nla):
         nla_map = (
