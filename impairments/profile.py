@@ -182,6 +182,13 @@ class Profile(_Strict):
                 bits.append(f"burst-loss {100 * link.mean_loss_fraction:.2g}%")
             if link.rate_kbit:
                 bits.append(f"{link.rate_kbit:g}kbit/s")
+            if link.slot:
+                bits.append(f"slots every {link.slot.min_delay_ms:g}"
+                            + (f"-{link.slot.max_delay_ms:g}" if link.slot.max_delay_ms else "") + "ms")
+            for label_, value in (("reorder", link.reorder_pct), ("duplicate", link.duplicate_pct),
+                                  ("corrupt", link.corrupt_pct)):
+                if value:
+                    bits.append(f"{label_} {value:g}%")
             parts.append(f"{label}: {', '.join(bits) or 'clean'}")
         return "; ".join(parts)
 
