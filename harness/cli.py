@@ -218,7 +218,7 @@ def doctor() -> None:
         except BrowserMissing as e:
             rows.append((f"browser {name}", False, "missing", str(e)))
     ff = shutil.which("firefox-esr")
-    rows.append(("browser firefox-esr (binary)", bool(ff), ff or "missing", "apt-get install firefox-esr"))
+    rows.append(("firefox-esr binary (no engine recipe yet)", bool(ff), ff or "missing", "apt-get install firefox-esr"))
     for tool, pkg, why in (("espeak-ng", "espeak-ng", "the far end's spoken prompt (else a chime)"),
                            ("sox", "sox", "audio conversion and measurement"),
                            ("pulseaudio", "pulseaudio", "an audio server for Firefox")):

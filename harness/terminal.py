@@ -21,4 +21,4 @@ def fail(message: str, code: int = 2) -> None:
 def need_root() -> None:
     if os.geteuid() != 0:
         fail("the lab needs root: it creates network namespaces and netem qdiscs. "
-             "Run as root (sudo rtcmatrix ...); rootless mode is not available on this kernel.")
+             "Run it as root (sudo rtcmatrix ...); a rootless mode is not implemented yet.")
