@@ -33,6 +33,9 @@ def apply_link(ipr: IPRoute, ifname: str, link: Link, previous: Link | None = No
     index = ipr.link_lookup(ifname=ifname)
     if not index:
         raise LookupError(f"no interface {ifname!r}")
+    if previous is None and link.is_ideal():
+        clear_root(ipr, index[0])  # nothing to impair yet: no qdisc at all
+        return {}
     if (_has_table(previous) and previous.distribution != link.distribution) or \
             (previous and previous.slot and not link.slot):
         clear_root(ipr, index[0])
