@@ -37,6 +37,25 @@ def measure(lab, probes=PROBES, interval_s=0.002, **both):
     return linkcheck.check(lab, probes=probes, interval_s=interval_s, measure_rate="rate" in str(both))
 
 
+def inside_95(lab, configured_pct: float, count, **both) -> None:
+    """The configured percentage lies inside the measured 95 % interval, in each direction.
+
+    A 95 % interval misses a perfect link 1 time in 20 by definition, and this suite makes several
+    such checks; so a miss is measured once more with fresh probes, and only two misses in a row
+    fail (0.25 % for a perfect link, while a real bias still fails both).
+    """
+    for attempt in (1, 2):
+        m = measure(lab, **both)
+        missed = []
+        for d in (m.uplink, m.downlink):
+            lo, hi = linkcheck.wilson_interval(count(d), d.sent)
+            if not lo <= configured_pct <= hi:
+                missed.append((lo, hi, d))
+        if not missed:
+            return
+    raise AssertionError(f"{configured_pct} % outside the 95 % interval twice: {missed}")
+
+
 def test_fixed_delay_each_direction_within_1ms(netem_lab):
     m = measure(netem_lab, uplink={"delay_ms": 30}, downlink={"delay_ms": 80})
     assert abs(m.uplink.delay_ms_mean - 30) <= 1.0, m.uplink
@@ -69,10 +88,7 @@ def test_heavy_tailed_distributions_are_applied(netem_lab, distribution):
 
 @pytest.mark.parametrize("loss", [2.0, 10.0])
 def test_random_loss_inside_95_percent_interval(netem_lab, loss):
-    m = measure(netem_lab, both={"loss_pct": loss})
-    for d in (m.uplink, m.downlink):
-        lo, hi = d.loss_ci95_pct
-        assert lo <= loss <= hi, d
+    inside_95(netem_lab, loss, lambda d: d.sent - d.received, both={"loss_pct": loss})
 
 
 def test_gilbert_elliott_bursts_match_the_model(netem_lab):
@@ -102,10 +118,7 @@ def test_rate_within_5_percent(netem_lab, rate):
 
 
 def test_duplicate_corrupt_and_reorder(netem_lab):
-    m = measure(netem_lab, both={"duplicate_pct": 5})
-    for d in (m.uplink, m.downlink):
-        lo, hi = linkcheck.wilson_interval(d.duplicated, d.sent)
-        assert lo <= 5 <= hi, d
+    inside_95(netem_lab, 5.0, lambda d: d.duplicated, both={"duplicate_pct": 5})
     m = measure(netem_lab, both={"corrupt_pct": 5})  # a corrupted datagram fails its checksum: lost
     for d in (m.uplink, m.downlink):
         assert 2.5 <= d.loss_pct <= 7.5, d
