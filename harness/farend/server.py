@@ -26,6 +26,7 @@ from harness.farend.listener import Listener
 log = logging.getLogger("rtcmatrix.farend")
 WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
 PASSWORD = "rtcmatrix"
+BYE_GRACE_S = 2.0
 
 
 @dataclass
@@ -130,8 +131,12 @@ class FarEndServer:
         async def on_state():
             call.state = pc.connectionState
             call.states.append([pc.connectionState, time.time()])
-            if pc.connectionState in ("failed", "closed"):
-                await self.end(call_id, by=f"ice-{pc.connectionState}")
+            if pc.connectionState == "failed":
+                await self.end(call_id, by="ice-failed")
+            elif pc.connectionState == "closed" and not call.ended_at:
+                # The browser's DTLS close can overtake its signalling bye; give the bye a moment.
+                await asyncio.sleep(BYE_GRACE_S)
+                await self.end(call_id, by="media-closed")
 
         @pc.on("track")
         def on_track(track):
