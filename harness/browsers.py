@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -36,9 +36,6 @@ class Engine:
     binaries: tuple[str, ...]
     package: str
     recipe: Callable[["Engine", LaunchContext], dict]
-    channel: str | None = None
-    notes: str = ""
-    stats_features: tuple[str, ...] = field(default=())
 
     def binary(self) -> str:
         for candidate in self.binaries:
