@@ -8,7 +8,6 @@ Prints figures; asserts nothing (performance goals live here, not in timed tests
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 
 import psutil
@@ -16,7 +15,7 @@ import psutil
 from impairments import linkcheck
 from impairments.lab import Lab
 from impairments.presets import presets
-from impairments.schedule import Schedule, ScheduleRunner
+from impairments.schedule import Schedule, run_probed
 
 
 def fmt(v, f="{:.2f}"):
@@ -38,13 +37,7 @@ def cpu_seconds(pids: list[int]) -> float:
 
 def schedule_figures(lab: Lab, name: str, schedule: Schedule) -> None:
     """One pass of the schedule under 200 pps probes: each step's delay and loss, and its drift."""
-    probe: dict = {}
-    prober = threading.Thread(target=lambda: probe.update(linkcheck.timeline(lab, schedule.total_s + 0.3, pps=200)))
-    prober.start()
-    time.sleep(0.2)
-    runner = ScheduleRunner(lab, schedule.model_copy(update={"loop": False})).start()
-    runner.join()
-    prober.join()
+    runner, probe = run_probed(lab, schedule, pps=200, head_s=0.2, tail_s=0.1)
     for record, step in zip(runner.records, schedule.steps):
         start, end = runner.started_at + record.applied_s + 0.1, runner.started_at + record.due_s + step.duration_s
         for direction in ("uplink", "downlink"):

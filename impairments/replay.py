@@ -255,20 +255,11 @@ class Fidelity(BaseModel):
 
 def measure(lab, schedule: Schedule, pps: int = 50) -> Fidelity:
     """Run the replay on the lab while probing both directions; compare second by second."""
-    import threading
-
-    from impairments import linkcheck
-    from impairments.schedule import ScheduleRunner
+    from impairments.schedule import run_probed
 
     if not schedule.original:
         raise ReplayError(f"schedule {schedule.name!r} carries no original recording to compare with")
-    probe: dict = {}
-    prober = threading.Thread(target=lambda: probe.update(linkcheck.timeline(lab, schedule.total_s, pps=pps)))
-    runner = ScheduleRunner(lab, schedule)
-    prober.start()
-    runner.start()
-    runner.join()
-    prober.join()
+    runner, probe = run_probed(lab, schedule, pps=pps, head_s=0.0, tail_s=0.0)
     if runner.error:
         raise ReplayError(f"the replay stopped: {runner.error}")
     bins = {d: probe[d].per_second(since=runner.started_at) for d in ("uplink", "downlink")}

@@ -159,3 +159,20 @@ class ScheduleRunner:
     @property
     def max_drift_ms(self) -> float | None:
         return max((abs(r.drift_ms) for r in self.records), default=None)
+
+
+def run_probed(lab: "Lab", schedule: Schedule, pps: int = 200, head_s: float = 0.3,
+               tail_s: float = 0.3) -> tuple[ScheduleRunner, dict]:
+    """One pass of the schedule (a looping one runs once) while the link is probed both ways,
+    from `head_s` before it starts to `tail_s` after it ends; returns the runner and the timelines."""
+    from impairments import linkcheck
+
+    probe: dict = {}
+    prober = threading.Thread(target=lambda: probe.update(
+        linkcheck.timeline(lab, head_s + schedule.total_s + tail_s, pps=pps)))
+    prober.start()
+    time.sleep(head_s)
+    runner = ScheduleRunner(lab, schedule.model_copy(update={"loop": False})).start()
+    runner.join()
+    prober.join()
+    return runner, probe

@@ -1,14 +1,11 @@
 """Schedules keep their timing and really change the link when they say they do."""
 
-import threading
-import time
 
 import pytest
 
-from impairments import linkcheck
 from impairments.presets import presets, resolve
 from impairments.profile import ProfileError
-from impairments.schedule import Schedule, ScheduleRunner
+from impairments.schedule import Schedule, run_probed
 
 
 def test_schedule_files_and_presets(tmp_path):
@@ -29,25 +26,13 @@ def test_bad_schedule_names_the_step(tmp_path):
     assert "steps.0.duration_s" in str(err.value) and "steps.1.profile" in str(err.value)
 
 
-def run_probed(lab, schedule: Schedule, seconds: float) -> tuple[ScheduleRunner, dict]:
-    """Run the schedule while probing both directions at 200 pps from a little before it starts."""
-    probe: dict = {}
-    prober = threading.Thread(target=lambda: probe.update(linkcheck.timeline(lab, seconds, pps=200)))
-    prober.start()
-    time.sleep(0.3)
-    runner = ScheduleRunner(lab, schedule).start()
-    runner.join(timeout=seconds + 10)
-    prober.join(timeout=30)
-    return runner, probe
-
-
 @pytest.mark.slow
 @pytest.mark.lab
 def test_sixty_seconds_keep_time_on_the_wire(lab):
     """12 steps of 5 s alternating 10 ms and 40 ms one way: drift < 50 ms, seen on the wire."""
     steps = [{"duration_s": 5, "profile": {"name": f"d{10 + 30 * (i % 2)}", "both": {"delay_ms": 10 + 30 * (i % 2)}}}
              for i in range(12)]
-    runner, probe = run_probed(lab, Schedule(name="alternate", steps=steps), 61)
+    runner, probe = run_probed(lab, Schedule(name="alternate", steps=steps), head_s=0.3, tail_s=0.7)
     assert len(runner.records) == 12 and runner.error is None
     assert runner.max_drift_ms < 50, [r.drift_ms for r in runner.records]
     up = probe["uplink"]
@@ -68,7 +53,7 @@ def test_blackout_drops_everything_for_its_duration(lab):
         {"duration_s": 2, "profile": "ideal"},
         {"duration_s": 3, "profile": {"both": {"loss_pct": 100}}},
         {"duration_s": 2, "profile": "ideal"},
-    ]), 7.6)
+    ]), head_s=0.3, tail_s=0.3)
     for direction in ("uplink", "downlink"):
         t = probe[direction]
         run = longest_loss_run(t.sent_at, t.delay_ms)
