@@ -5,7 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 # Browsers, the User-mode Linux router (real netem where the host kernel has none), audio tools.
-APT_PACKAGES := chromium firefox-esr user-mode-linux busybox-static espeak-ng sox iproute2 procps python3-venv
+# pulseaudio: a private audio server per browser (virtual mics and speakers); webkit2gtk-driver + xvfb: WebKitGTK.
+APT_PACKAGES := chromium firefox-esr user-mode-linux busybox-static espeak-ng sox iproute2 procps python3-venv \
+	pulseaudio pulseaudio-utils webkit2gtk-driver xvfb xauth tcpdump
 ARGS ?=
 
 .PHONY: setup apt venv run test test-fast test-lab bench sweep clean
