@@ -1,0 +1,1 @@
+"""Audio for the harness: virtual devices per browser (pulse) and measurements (analysis)."""
