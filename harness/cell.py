@@ -7,12 +7,18 @@ import time
 from pathlib import Path
 
 from harness.matrix import Cell, Options
-from reports.results import LinkRecord, Metrics, Proof
+from reports.results import LinkRecord, Metrics, Proof, Status
+
+
+class NotSupported(Exception):
+    """Raised by `CellRun.not_supported`: the probe stops, and the cell passes as not-supported."""
 
 
 class CellRun:
-    def __init__(self, cell: Cell, options: Options, evidence_dir: Path, link: LinkRecord | None):
+    def __init__(self, cell: Cell, options: Options, evidence_dir: Path, link: LinkRecord | None,
+                 engine: str | None = None):
         self.cell = cell
+        self.engine = engine or cell.browser  # the column's engine (a column may be "chromium-pixel7")
         self.options = options
         self.evidence_dir = evidence_dir
         self.link = link
@@ -21,6 +27,10 @@ class CellRun:
         self.evidence: dict[str, str] = {}
         self.browser_version: str | None = None
         self.started_at = time.time()
+        self.status: Status = Status.supported  # until a check says otherwise
+        self.behaviour: str | None = None
+        self.reason: str | None = None
+        self.lacking: str | None = None
         evidence_dir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -33,6 +43,20 @@ class CellRun:
         if not ok:
             shown = ", ".join(f"{k}={v!r}" for k, v in details.items())
             raise AssertionError(f"[{by}] {claim}: not so ({shown})")
+
+    def not_supported(self, who: str, missing: str, why: str, **evidence) -> None:
+        """End the probe: `who` ("browser" or "sdk") lacks `missing`. The evidence is kept."""
+        if evidence:
+            self.keep("not-supported.json", {"who": who, "missing": missing, "why": why, **evidence})
+        self.status, self.lacking = Status.not_supported, f"{who}: {missing}"
+        self.reason = f"Not supported: {why}"
+        raise NotSupported(self.reason)
+
+    def degraded(self, reason: str) -> None:
+        """It works, but a measured figure is past its threshold; the probe carries on."""
+        if self.status == Status.supported:
+            self.status = Status.degraded
+        self.reason = f"{self.reason}; {reason}" if self.reason else reason
 
     def keep(self, name: str, data: object) -> Path:
         """Store a piece of evidence as JSON in the cell's folder."""

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from harness.browsers import ENGINES, BrowserMissing
-from harness.cell import CellRun
+from harness.cell import CellRun, NotSupported
+from harness.engines import ENGINES, BrowserMissing
 from harness.conditions import CellConditions
 from harness.farend.handle import FarEnd
 from harness.matrix import DEFAULT_MATRIX, Cell, Matrix, MatrixError, load
@@ -25,7 +25,7 @@ from harness.scenarios import SCENARIOS
 from harness.softphone import Softphone
 from harness.verdicts import cell_result
 from impairments.lab import Lab
-from reports.results import RunResult
+from reports.results import EngineFacts, RunResult, Status
 
 MATRIX = pytest.StashKey[Matrix]()
 RUN = pytest.StashKey[RunResult]()
@@ -44,6 +44,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--rtcm-out", default=None, help="write results.json and report.html here")
     group.addoption("--rtcm-backend", default=None, choices=["auto", "host", "uml"],
                     help="where netem runs (default: the matrix's option, else auto)")
+    group.addoption("--rtcm-browser-path", action="append", default=[], metavar="NAME=PATH",
+                    help="use this binary for a browser column or engine (repeatable)")
+    group.addoption("--rtcm-browser-channel", action="append", default=[], metavar="NAME=CHANNEL",
+                    help="use this Playwright channel for a browser column or engine (repeatable)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -76,10 +80,22 @@ def _matrix(config: pytest.Config) -> Matrix:
         path = Path(opt("--matrix")) if opt("--matrix") else DEFAULT_MATRIX
         try:
             config.stash[MATRIX] = load(path, opt("--rtcm-browser"), opt("--rtcm-profile"),
-                                        opt("--rtcm-scenario"), list(SCENARIOS), list(ENGINES))
+                                        opt("--rtcm-scenario"), list(SCENARIOS), list(ENGINES),
+                                        executables=pairs("--rtcm-browser-path", opt("--rtcm-browser-path")),
+                                        channels=pairs("--rtcm-browser-channel", opt("--rtcm-browser-channel")))
         except MatrixError as err:
             raise pytest.UsageError(str(err)) from None
     return config.stash[MATRIX]
+
+
+def pairs(flag: str, values: list[str]) -> dict[str, str]:
+    out = {}
+    for v in values:
+        name, sep, value = v.partition("=")
+        if not sep or not name or not value:
+            raise MatrixError(f"{flag} {v!r}: give NAME=VALUE, e.g. {flag} firefox=/opt/firefox/firefox")
+        out[name] = value
+    return out
 
 
 def _scenario_of(node) -> str | None:
@@ -166,10 +182,18 @@ def browser_context_args() -> dict:
 
 
 @pytest.fixture(scope="session")
-def browsers(lab: Lab, far_end: FarEnd, rtcm_out: Path, browser_launch_args: dict):
+def connect_options() -> dict:
+    """A remote engine instead of a launched one: {"chromium": {"ws_endpoint": ...}}; override in your conftest."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def browsers(lab: Lab, far_end: FarEnd, rtcm_out: Path, rtcm_matrix: Matrix, browser_launch_args: dict,
+             connect_options: dict, pytestconfig: pytest.Config):
     workdir = rtcm_out / "browsers"
     workdir.mkdir(exist_ok=True)
-    pool = BrowserPool(lab, far_end, workdir, browser_launch_args)
+    pool = BrowserPool(lab, far_end, workdir, rtcm_matrix.specs, browser_launch_args, connect_options)
+    pytestconfig.add_cleanup(pool.close)
     yield pool
     pool.close()
 
@@ -185,7 +209,8 @@ def _conditions(lab: Lab, rtcm_matrix: Matrix) -> CellConditions:
 def cell(request: pytest.FixtureRequest, rtcm_matrix: Matrix, rtcm_out: Path, _conditions: CellConditions) -> CellRun:
     the_cell: Cell = request.param
     evidence = rtcm_out / "cells" / the_cell.id
-    run = CellRun(the_cell, rtcm_matrix.options, evidence, link=None)
+    spec = rtcm_matrix.specs.get(the_cell.browser)
+    run = CellRun(the_cell, rtcm_matrix.options, evidence, link=None, engine=spec.engine if spec else None)
     request.node.stash[CELL_RUN] = run
     run.link, scheduled = _conditions.enter(the_cell)
     if scheduled:
@@ -194,25 +219,52 @@ def cell(request: pytest.FixtureRequest, rtcm_matrix: Matrix, rtcm_out: Path, _c
 
 
 @pytest.fixture
-def softphone(cell: CellRun, browsers: BrowserPool, far_end: FarEnd, browser_context_args: dict):
+def softphone(request: pytest.FixtureRequest, cell: CellRun, browsers: BrowserPool, far_end: FarEnd,
+              browser_context_args: dict):
+    """The cell's page in a fresh context; a test marked `lifecycle` gets one that can go to the background."""
+    name = cell.cell.browser
     try:
-        browser = browsers.get(cell.cell.browser)
+        browser = browsers.get(name)
+        browser.trace = browser.driver == "playwright-cdp"  # a trace is kept for failed cells
+        page = browser.new_page(browser_context_args, lifecycle=request.node.get_closest_marker("lifecycle") is not None)
     except BrowserMissing as err:
         pytest.fail(str(err), pytrace=False)
     cell.browser_version = browser.version
-    context = browser.new_context(**browser_context_args)
-    page = context.new_page()
     phone = Softphone(page, far_end.url, far_end.ws_url)
     try:
         yield phone
     finally:
+        _keep_page_evidence(request, cell, phone, browser.driver)
+        run = request.config.stash.get(RUN, None)
+        if run is not None and (name not in run.engines or not run.engines[name].capabilities):
+            spec = browsers.spec(name)
+            run.engines[name] = EngineFacts(name=name, engine=spec.engine, version=browser.version,
+                                            driver=browser.driver, audio=spec.audio, device=spec.device,
+                                            cpu_throttle=spec.cpu_throttle, executable=spec.executable,
+                                            capabilities=phone.capabilities)
         with contextlib.suppress(Exception):
-            cell.keep("events.json", phone.events())
-        cell.keep("stats.json", phone.series)
-        (cell.evidence_dir / "console.log").write_text("\n".join(phone.console))
-        cell.keep_file("console", cell.evidence_dir / "console.log")
+            page.close()
+
+
+def _keep_page_evidence(request: pytest.FixtureRequest, cell: CellRun, phone: Softphone, driver: str) -> None:
+    """Events, stats and console always; a screenshot and a trace when the cell failed."""
+    with contextlib.suppress(Exception):
+        cell.keep("events.json", phone.events())
+    cell.keep("stats.json", phone.series)
+    console = cell.evidence_dir / "console.log"
+    with contextlib.suppress(Exception):
+        console.write_text("\n".join(phone.console()))
+        cell.keep_file("console", console)
+    call = request.node.stash.get(REPORTS, {}).get("call")
+    if call is None or not call.failed:
+        return
+    with contextlib.suppress(Exception):
+        cell.keep_file("screenshot", phone.page.screenshot(cell.evidence_dir / "screenshot.png"))
+    save_trace = getattr(phone.page, "save_trace", None)
+    if save_trace:
         with contextlib.suppress(Exception):
-            context.close()
+            if trace := save_trace(cell.evidence_dir / "trace.zip"):
+                cell.keep_file("trace", trace)
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -230,10 +282,25 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
+    if call.when == "call" and call.excinfo is not None and call.excinfo.errisinstance(NotSupported):
+        report.outcome, report.longrepr = "passed", None  # a finding, not a failure
+    rec = item.stash.get(CELL_RUN, None)
+    if call.when == "call" and rec is not None and report.passed:
+        report.user_properties.append(("rtcm_status", rec.status.value))
     reports = item.stash.setdefault(REPORTS, {})
     reports[report.when] = report
     if report.when == "teardown" and "cell" in getattr(item, "fixturenames", ()):
         cell_result(item, reports, item.config.stash.get(RUN, None), item.stash.get(CELL_RUN, None))
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    """The report line says when a passing cell is not-supported or degraded."""
+    status = dict(report.user_properties).get("rtcm_status") if report.when == "call" and report.passed else None
+    if status == Status.not_supported.value:
+        return "not-supported", "N", ("NOT-SUPPORTED", {"yellow": True})
+    if status == Status.degraded.value:
+        return "degraded", "D", ("DEGRADED", {"yellow": True})
+    return None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 from scapy.arch.linux import L2ListenSocket
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.rtp import RTP
 from scapy.sendrecv import AsyncSniffer
 
@@ -40,6 +40,8 @@ class WireReport(BaseModel):
     packets: int
     udp_from_client: int
     streams: list[RtpStream]
+    tcp_connections_from_client: int = 0  # SYNs: page loads, WebSocket signalling
+    tcp_bytes_to_client: int = 0  # TCP payload toward the browser (pages, scripts, signalling)
 
     def from_browser(self, client_ip: str) -> list[RtpStream]:
         return [s for s in self.streams if s.src == client_ip]
@@ -53,6 +55,8 @@ class WireTap:
         self._flows: dict[int, dict] = defaultdict(lambda: {"n": 0, "bytes": 0, "seqs": set(), "first": None, "last": None})
         self._packets = 0
         self._udp_from_client = 0
+        self._tcp_syns = 0
+        self._tcp_bytes = 0
         self._lock = threading.Lock()
         self._sniffer: AsyncSniffer | None = None
         self._sock = None
@@ -79,6 +83,9 @@ class WireTap:
     def _packet(self, pkt) -> None:
         with self._lock:
             self._packets += 1
+            if IP in pkt and TCP in pkt:
+                self._tcp(pkt[IP], pkt[TCP])
+                return
             if IP not in pkt or UDP not in pkt:
                 return
             ip = pkt[IP]
@@ -98,6 +105,12 @@ class WireTap:
             flow["first"] = flow["first"] or now
             flow["last"] = now
 
+    def _tcp(self, ip, tcp) -> None:
+        if ip.src == self.lab.client_ip and tcp.flags & 0x02 and not tcp.flags & 0x10:  # SYN, not SYN-ACK
+            self._tcp_syns += 1
+        elif ip.dst == self.lab.client_ip:
+            self._tcp_bytes += len(bytes(tcp.payload))
+
     def report(self) -> WireReport:
         with self._lock:
             streams = []
@@ -109,7 +122,8 @@ class WireTap:
                     ssrc=ssrc, src=f["src"], dst=f["dst"], payload_type=f["pt"], packets=f["n"], bytes=f["bytes"],
                     seconds=seconds, kbps=8 * f["bytes"] / seconds / 1000 if seconds else 0.0,
                     missing_seq=max(0, span - len(seqs))))
-            return WireReport(packets=self._packets, udp_from_client=self._udp_from_client, streams=streams)
+            return WireReport(packets=self._packets, udp_from_client=self._udp_from_client, streams=streams,
+                              tcp_connections_from_client=self._tcp_syns, tcp_bytes_to_client=self._tcp_bytes)
 
 
 def _seq_span(seqs: list[int]) -> int:

@@ -6,4 +6,5 @@ report's feature table.
 
 SCENARIOS: dict[str, str] = {
     "outbound-call": "Make outbound call",
+    "page-load": "Page load and network usage",
 }

@@ -3,6 +3,7 @@
 import pytest
 
 from harness.farend.audio import TONE_HZ
+from harness.scenarios.common import open_for_calls
 from harness.wire import WireTap
 
 pytestmark = [pytest.mark.scenario("outbound-call"), pytest.mark.slow, pytest.mark.lab]
@@ -13,8 +14,7 @@ MIN_RTP_PPS = 25  # Opus at 20 ms sends 50 packets a second; half of that is a c
 
 
 def test_outbound_call(cell, softphone, far_end, lab):
-    adapter = softphone.open()
-    cell.keep("adapter.json", adapter)
+    open_for_calls(cell, softphone)
     softphone.login()
     call_id = softphone.call("echo")
     softphone.wait_for("connected", cell.options.connect_timeout_s)

@@ -1,0 +1,41 @@
+"""What every calling probe starts with: the page, the SDK's own support check, a login."""
+
+from __future__ import annotations
+
+from harness.cell import CellRun
+from harness.engines import PageTimeout
+from harness.softphone import Softphone
+
+NOT_SUPPORTED_WAIT_S = 5.0
+ENGINE_LABELS = {"chromium": "Chromium", "firefox": "Firefox", "webkit": "WebKit"}
+
+
+def open_for_calls(cell: CellRun, phone: Softphone, adapter: str = "reference", **query: str) -> dict:
+    """Open the page; where the engine has no WebRTC, end the cell as not-supported, with the
+    SDK's own detection event as evidence (a silent SDK there is a failure of its detection)."""
+    info = phone.open(adapter, **query)
+    cell.keep("adapter.json", {**info, "capabilities": phone.capabilities})
+    if phone.capabilities.get("RTCPeerConnection"):
+        return info
+    event = sdk_not_supported_event(phone)
+    cell.prove("page", "the SDK reports that this browser cannot call",
+               info.get("supported") is False and event is not None,
+               isSupported=info.get("supported"), webrtcNotSupported=event)
+    label = ENGINE_LABELS.get(cell.engine, cell.engine)
+    cell.not_supported("browser", "RTCPeerConnection", f"this {label} build has no WebRTC (RTCPeerConnection is undefined)",
+                       capabilities=phone.capabilities, event=event)
+    return info
+
+
+def sdk_not_supported_event(phone: Softphone) -> dict | None:
+    """The SDK's webrtcNotSupported event, provoked the way an app meets it: by trying to log in."""
+    try:
+        phone.page.evaluate("() => rtcm.login({server: 'ws://invalid.invalid/', username: 'probe', password: 'x'})"
+                            ".catch(() => null)")
+    except Exception:  # noqa: BLE001 - whatever login does here, the event is what counts
+        pass
+    try:
+        return phone.page.wait_for("() => rtcm.events.find(e => e.type === 'webrtcNotSupported') || null",
+                                   timeout_s=NOT_SUPPORTED_WAIT_S)
+    except PageTimeout:
+        return None
