@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from harness.browsers import ENGINES
+from harness.engines import ENGINES
 from harness.lab_cli import lab_app
 from harness.terminal import console, err, fail, need_root
 from harness.matrix import DEFAULT_MATRIX, MatrixError, load
@@ -82,9 +82,9 @@ def run(
     _print_summary(results)
     console.print(f"\nReport: [bold]{out / 'report.html'}[/]  ({time.monotonic() - started:.0f} s)")
     console.print(f"Results: {results}  JUnit: {out / 'junit.xml'}")
-    from reports.results import RunResult, Verdict
+    from reports.results import RunResult, Status
 
-    errors = [c for c in RunResult.load(results).cells if c.verdict == Verdict.error]
+    errors = [c for c in RunResult.load(results).cells if c.status == Status.error]
     if errors or code in (pytest.ExitCode.INTERNAL_ERROR,):
         err.print(f"[bold red]harness errors in {len(errors)} cell(s)[/]: " + "; ".join(f"{c.id}: {c.reason}" for c in errors))
         raise typer.Exit(EXIT_HARNESS)
@@ -95,13 +95,13 @@ def _print_summary(results: Path) -> None:
 
     run = RunResult.load(results)
     table = Table(title=f"rtcmatrix ({run.lab.get('backend', '-')})")
-    for col in ("browser", "profile", "scenario", "verdict", "proven at", "RTT ms", "jitter ms", "loss %", "MOS", "link"):
+    for col in ("browser", "profile", "scenario", "status", "proven at", "RTT ms", "jitter ms", "loss %", "MOS", "link"):
         table.add_column(col)
     for c in run.cells:
         m = c.metrics
         fmt = lambda v, f="{:.1f}": "-" if v is None else f.format(v)  # noqa: E731
         link = "-" if not c.link or c.link.ok is None else ("as configured" if c.link.ok else "DEVIATES")
-        table.add_row(c.browser, c.profile, c.scenario, c.verdict.value, ", ".join(c.proven_by), fmt(m.rtt_ms), fmt(m.jitter_ms),
+        table.add_row(c.browser, c.profile, c.scenario, c.status.value, ", ".join(c.proven_by), fmt(m.rtt_ms), fmt(m.jitter_ms),
                       fmt(m.packet_loss_pct, "{:.2f}"), fmt(m.mos, "{:.2f}"), link)
     console.print(table)
 
@@ -196,7 +196,7 @@ def doctor() -> None:
     """Say what this machine has for rtcmatrix, with a fix for each missing piece."""
     import shutil
 
-    from harness.browsers import BrowserMissing, engine
+    from harness.engines import BrowserMissing, engine
     from impairments.uml.router import busybox, uml_binary, uml_modules_dir
 
     rows: list[tuple[str, bool, str, str]] = []

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.engines.base import BrowserSpec
 
 from impairments.presets import Conditions, resolve
 from impairments.profile import ProfileError, format_validation_error, read_yaml
@@ -25,13 +28,29 @@ class Options(BaseModel):
     connect_timeout_s: float = Field(default=20.0, gt=0, le=300)
     link_check_probes: int = Field(default=400, ge=0, le=100_000, description="0 turns the link check off")
     backend: str = Field(default="auto", pattern="^(auto|host|uml)$")
+    audio: str = Field(default="pulse", pattern="^(pulse|fake)$",
+                       description="pulse: a private audio server with virtual devices; fake: the engine's fake capture")
+
+
+class Column(BaseModel):
+    """A browser column: an engine, optionally with a device, a slow CPU or another binary."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    engine: str
+    device: str | None = None
+    cpu_throttle: float | None = Field(default=None, ge=1, le=20)
+    executable: str | None = None
+    channel: str | None = None
+    driver: str | None = Field(default=None, pattern="^(playwright|webkitgtk)$")
+    audio: str | None = Field(default=None, pattern="^(pulse|fake)$")
 
 
 class MatrixFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "matrix"
     description: str = ""
-    browsers: list[str] = Field(min_length=1)
+    browsers: list[str | Column] = Field(min_length=1)
     profiles: list[str] = Field(min_length=1)
     scenarios: list[str] = Field(min_length=1)
     options: Options = Options()
@@ -56,6 +75,7 @@ class Matrix:
     profiles: list[Conditions]
     scenarios: list[str]
     options: Options
+    specs: dict[str, BrowserSpec] = field(default_factory=dict)
 
     def cells(self) -> list[Cell]:
         # Profile-major order: the lab changes conditions as rarely as possible.
@@ -64,7 +84,8 @@ class Matrix:
 
 def load(path: Path, browsers: list[str] | None = None, profiles: list[str] | None = None,
          scenarios: list[str] | None = None, known_scenarios: list[str] | None = None,
-         known_browsers: list[str] | None = None) -> Matrix:
+         known_browsers: list[str] | None = None, executables: dict[str, str] | None = None,
+         channels: dict[str, str] | None = None) -> Matrix:
     """Read a matrix file and narrow it by the command line's filters."""
     raw = read_yaml(path, "matrix file", MatrixError, "; pass --matrix FILE")
     try:
@@ -72,14 +93,26 @@ def load(path: Path, browsers: list[str] | None = None, profiles: list[str] | No
     except ValidationError as err:
         raise MatrixError(format_validation_error(err, str(path))) from None
 
-    # A filter replaces the file's list: it may name anything valid, listed in the file or not.
-    chosen_browsers = browsers or spec.browsers
+    specs = _columns(path, spec, known_browsers)
+    # A filter replaces the file's list: it may name a column of the file or any known engine.
+    chosen_browsers = browsers or list(specs)
     chosen_scenarios = scenarios or spec.scenarios
-    for field, values, known in (("browsers", chosen_browsers, known_browsers),
-                                 ("scenarios", chosen_scenarios, known_scenarios)):
-        for v in values:
-            if known is not None and v not in known:
-                raise MatrixError(f"{path}: {field}: unknown {field[:-1]} {v!r}; known: {', '.join(known)}")
+    for v in chosen_browsers:
+        if v not in specs and (known_browsers is None or v in known_browsers):
+            specs[v] = BrowserSpec(name=v, engine=v, audio=spec.options.audio)
+        elif v not in specs:
+            raise MatrixError(f"{path}: browsers: unknown browser {v!r}; known: "
+                              f"{', '.join(dict.fromkeys([*specs, *(known_browsers or [])]))}")
+    for v in chosen_scenarios:
+        if known_scenarios is not None and v not in known_scenarios:
+            raise MatrixError(f"{path}: scenarios: unknown scenario {v!r}; known: {', '.join(known_scenarios)}")
+    for flag, given, attr in (("--browser-path", executables, "executable"), ("--browser-channel", channels, "channel")):
+        for name, value in (given or {}).items():
+            targets = [n for n, s in specs.items() if name in (n, s.engine)]
+            if not targets:
+                raise MatrixError(f"{flag} {name}={value}: no browser column or engine named {name!r}")
+            for n in targets:
+                specs[n] = dataclasses.replace(specs[n], **{attr: value})
     chosen_profiles = []
     for spec_name in profiles or spec.profiles:
         try:
@@ -89,4 +122,19 @@ def load(path: Path, browsers: list[str] | None = None, profiles: list[str] | No
     names = [p.name for p in chosen_profiles]
     if len(set(names)) != len(names):
         raise MatrixError(f"profiles: two profiles share a name ({', '.join(names)}); give each a unique 'name'")
-    return Matrix(spec.name, path, chosen_browsers, chosen_profiles, chosen_scenarios, spec.options)
+    return Matrix(spec.name, path, chosen_browsers, chosen_profiles, chosen_scenarios, spec.options,
+                  {n: specs[n] for n in chosen_browsers})
+
+
+def _columns(path: Path, spec: MatrixFile, known_engines: list[str] | None) -> dict[str, BrowserSpec]:
+    columns: dict[str, BrowserSpec] = {}
+    for n, entry in enumerate(spec.browsers):
+        column = Column(name=entry, engine=entry) if isinstance(entry, str) else entry
+        if known_engines is not None and column.engine not in known_engines:
+            what = "browser" if isinstance(entry, str) else "engine"
+            raise MatrixError(f"{path}: browsers[{n}]: unknown {what} {column.engine!r}; known: {', '.join(known_engines)}")
+        if column.name in columns:
+            raise MatrixError(f"{path}: browsers[{n}]: two columns are named {column.name!r}; give each a unique 'name'")
+        columns[column.name] = BrowserSpec(**{**column.model_dump(exclude={"audio"}),
+                                              "audio": column.audio or spec.options.audio})
+    return columns

@@ -1,40 +1,112 @@
-"""One running browser per engine for a whole run, launched into the lab on first use."""
+"""One running browser per matrix column for a whole run, launched into the lab on first use.
+
+The Playwright driver itself runs inside the client namespace (see engines/driver.py); each
+column that uses virtual audio devices gets its own private audio server, which lives and dies
+with its browser.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
 
-from playwright.sync_api import Browser, sync_playwright
-
-from harness.browsers import LaunchContext, engine
+from harness.engines import BrowserSpec, LaunchContext, RunningBrowser, engine
+from harness.engines.driver import start_in_netns
 from harness.farend import audio
 from harness.farend.handle import FarEnd
 from impairments.lab import Lab
 
+MIC_TONES = {"a": 440.0, "b": 880.0}  # distinct, so the far end can tell which microphone it hears
+SPEAKERS = ["a", "b"]
+
 
 class BrowserPool:
-    """Relaunches an engine whose browser died, so one crash costs one cell, not the run."""
+    """Relaunches a column whose browser died, so one crash costs one cell, not the run."""
 
-    def __init__(self, lab: Lab, far_end: FarEnd, workdir: Path, launch_overrides: dict):
+    def __init__(self, lab: Lab, far_end: FarEnd, workdir: Path, specs: dict[str, BrowserSpec],
+                 launch_overrides: dict | None = None, connect_options: dict | None = None):
         self.lab, self.far_end, self.workdir = lab, far_end, workdir
-        self.launch_overrides = launch_overrides
-        self.playwright = sync_playwright().start()
-        self.running: dict[str, Browser] = {}
-        self.mic_wav = audio.tone(workdir / "mic-tone.wav")
+        self.specs = specs
+        self.launch_overrides = launch_overrides or {}
+        self.connect_options = connect_options or {}
+        self.playwright = None
+        self.running: dict[str, RunningBrowser] = {}
+        self.audio: dict[str, object] = {}
+        self.mic_wavs = {name: audio.tone(workdir / f"mic-{name}-{int(hz)}hz.wav", hz=hz)
+                         for name, hz in MIC_TONES.items()}
 
-    def get(self, name: str) -> Browser:
+    def spec(self, name: str) -> BrowserSpec:
+        return self.specs.get(name) or BrowserSpec(name=name, engine=name)
+
+    def _driver(self):
+        if self.playwright is None:
+            self.playwright = start_in_netns(self.lab.client_ns, self.workdir)
+        return self.playwright
+
+    def get(self, name: str) -> RunningBrowser:
         browser = self.running.get(name)
-        if browser is None or not browser.is_connected():
-            ctx = LaunchContext(self.lab.client_ns, self.far_end.url, self.workdir, self.mic_wav)
-            browser = engine(name).launch(self.playwright, ctx, self.launch_overrides)
-            self.running[name] = browser
+        if browser is not None and browser.is_connected():
+            return browser
+        if browser is not None:
+            self._stop(name)
+        spec = self.spec(name)
+        recipe = engine(spec.engine)
+        recipe.binary(spec)  # a missing browser says so before any audio server starts
+        env = {}
+        if spec.audio == "pulse":
+            from harness.audio.pulse import AudioServer
+
+            server = AudioServer(self.lab.client_ns, self.workdir / f"{name}-audio",
+                                 mics=self.mic_wavs, speakers=SPEAKERS).start()
+            self.audio[name] = server
+            env = dict(server.env)
+        ctx = LaunchContext(netns=self.lab.client_ns, page_origin=self.far_end.url, workdir=self.workdir,
+                            mic_wav=self.mic_wavs["a"], exclude_host=self.lab.server_ip, env=env)
+        overrides = {**self.launch_overrides.get("*", {}), **self.launch_overrides.get(spec.engine, {}),
+                     **self.launch_overrides.get(name, {})} if _per_engine(self.launch_overrides) \
+            else dict(self.launch_overrides)
+        try:
+            remote = self.connect_options.get(name) or self.connect_options.get(spec.engine)
+            if remote:
+                from harness.engines.remote import connect
+
+                browser = connect(self._driver(), spec, remote)
+            else:
+                browser = recipe.launch(self._driver(), ctx, spec, overrides)
+        except BaseException:
+            self._stop_audio(name)
+            raise
+        self.running[name] = browser
         return browser
 
-    def close(self) -> None:
-        for browser in self.running.values():
+    def audio_server(self, name: str):
+        return self.audio.get(name)
+
+    def _stop_audio(self, name: str) -> None:
+        server = self.audio.pop(name, None)
+        if server is not None:
+            with contextlib.suppress(Exception):
+                server.stop()
+
+    def _stop(self, name: str) -> None:
+        browser = self.running.pop(name, None)
+        if browser is not None:
             with contextlib.suppress(Exception):
                 browser.close()
-        self.running.clear()
-        with contextlib.suppress(Exception):
-            self.playwright.stop()
+        self._stop_audio(name)
+
+    def close(self) -> None:
+        for name in list(self.running):
+            self._stop(name)
+        for name in list(self.audio):
+            self._stop_audio(name)
+        if self.playwright is not None:
+            with contextlib.suppress(Exception):
+                self.playwright.stop()
+            self.playwright = None
+
+
+def _per_engine(overrides: dict) -> bool:
+    """`browser_launch_args` may be flat ({"args": [...]}) or keyed by column/engine ({"firefox": {...}})."""
+    return bool(overrides) and all(isinstance(v, dict) for v in overrides.values()) and \
+        not ({"args", "env", "firefox_user_prefs", "timeout", "slow_mo"} & set(overrides))

@@ -1,13 +1,13 @@
 """`Softphone`: the harness's side of the test page. It talks only to `window.rtcm`, which wraps
-the adapter contract (web/ADAPTER.md), so any SDK with an adapter can be driven the same way."""
+the adapter contract (web/ADAPTER.md), through the engine-neutral `Page`: a scenario never knows
+whether Playwright or WebDriver is underneath."""
 
 from __future__ import annotations
 
 import time
+from urllib.parse import urlencode
 
-from playwright.sync_api import Page
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
+from harness.engines import CAPABILITIES_JS, Page, PageTimeout
 from harness.farend.server import PASSWORD
 from harness.metrics import summarise
 
@@ -24,16 +24,19 @@ class Softphone:
         self.page_url = page_url
         self.ws_url = ws_url
         self.call_id: str | None = None
-        self.console: list[str] = []
         self.series: list[dict] = []
         self.called_at: float | None = None
         self.connected_at: float | None = None
-        page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
-        page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+        self.capabilities: dict = {}
 
-    def open(self, adapter: str = "reference") -> dict:
-        self.page.goto(f"{self.page_url}/?name={adapter}")
-        self.page.wait_for_function("window.rtcm !== undefined", timeout=10_000)
+    def open(self, adapter: str = "reference", **query: str) -> dict:
+        """Load the test page with an adapter; returns the adapter's facts and the page's capabilities."""
+        self.page.goto(f"{self.page_url}/?{urlencode({'name': adapter, **query})}")
+        self.capabilities = self.page.evaluate(CAPABILITIES_JS)
+        try:
+            self.page.wait_for("window.rtcm !== undefined", timeout_s=10)
+        except PageTimeout:
+            raise RuntimeError("test page did not load: window.rtcm never appeared") from None
         errors = self.page.evaluate("rtcm.errors")
         if errors:
             raise RuntimeError(f"test page did not load cleanly: {errors}")
@@ -43,8 +46,9 @@ class Softphone:
         self.page.evaluate("([server, username, password]) => rtcm.login({server, username, password})",
                            [self.ws_url, username, password])
 
-    def call(self, destination: str = "echo", audio_processing: bool = False, headers: dict | None = None) -> str:
-        opts = {"headers": headers or {}}
+    def call(self, destination: str = "echo", audio_processing: bool = False, headers: dict | None = None,
+             **options) -> str:
+        opts = {"headers": headers or {}, **options}
         if not audio_processing:
             # Processing fades a steady tone within seconds; the far end must hear it unaltered.
             opts["audioConstraints"] = NO_PROCESSING
@@ -55,15 +59,17 @@ class Softphone:
     def events(self) -> list[dict]:
         return self.page.evaluate("rtcm.events")
 
+    def console(self) -> list[str]:
+        return self.page.console()
+
     def wait_for(self, event: str, timeout_s: float = 20.0) -> dict:
         """Wait until the adapter emits `event`; a `failed` event ends the wait with the reason."""
         js = "(ev) => rtcm.events.find(e => e.type === ev || e.type === 'failed')"
         try:
-            handle = self.page.wait_for_function(js, arg=event, timeout=timeout_s * 1000)
-        except PlaywrightTimeout:
+            found = self.page.wait_for(js, arg=event, timeout_s=timeout_s)
+        except PageTimeout:
             seen = [e["type"] for e in self.events()]
             raise CallFailed(f"no '{event}' within {timeout_s:g} s; events seen: {seen}") from None
-        found = handle.json_value()
         if found["type"] == "failed" and event != "failed":
             raise CallFailed(f"call failed: {found['detail'].get('reason')}")
         if event == "connected":
@@ -80,10 +86,10 @@ class Softphone:
         """Sample getStats for a while; returns the metrics of that window."""
         self.page.evaluate("(ms) => rtcm.startStats(ms)", interval_ms)
         time.sleep(seconds)
-        self.page.evaluate("rtcm.stopStats()")
+        self.page.evaluate("() => rtcm.stopStats()")
         window = self.page.evaluate("rtcm.takeStats()")
         self.series += window
         return summarise(window, self.connect_s)
 
     def hangup(self) -> None:
-        self.page.evaluate("rtcm.hangup()")
+        self.page.evaluate("() => rtcm.hangup()")

@@ -1,7 +1,8 @@
-"""From pytest's reports of one cell to its `CellResult`: verdict, reason, proofs, evidence.
+"""From pytest's reports of one cell to its `CellResult`: status, behaviour, proofs, evidence.
 
 A failure while setting the cell up (lab, browser, far end) is the harness's `error`; a failed
-check while the scenario runs is the SDK's `failed`.
+check while the scenario runs is the SDK's `failed`; a cell cut short by an interrupt is
+`interrupted`, never `failed`. `not-supported` and `degraded` cells pass in pytest.
 """
 
 from __future__ import annotations
@@ -11,32 +12,19 @@ import pytest
 from harness.cell import CellRun
 from harness.matrix import Cell
 from harness.scenarios import SCENARIOS
-from reports.results import CellResult, Metrics, RunResult, Verdict
+from reports.results import CellResult, Metrics, RunResult, Status
 
 
-def cell_result(item: pytest.Item, reports: dict, run: RunResult | None, rec: CellRun | None) -> None:
+def cell_result(item: pytest.Item, reports: dict, run: RunResult | None, rec: CellRun | None,
+                interrupted: bool = False) -> None:
     """Append the cell's result to the run."""
     spec = getattr(item, "callspec", None)
     cell: Cell | None = spec.params.get("cell") if spec else None
     if run is None or cell is None:
         return
-    setup, call = reports.get("setup"), reports.get("call")
-    reason = None
-    if setup and setup.failed:
-        verdict, reason = Verdict.error, _reason(setup)
-    elif setup and setup.skipped:
-        verdict, reason = Verdict.skipped, _reason(setup)
-    elif call and call.failed:
-        verdict, reason = Verdict.failed, _reason(call)
-    elif call and call.skipped:
-        verdict, reason = Verdict.skipped, _reason(call)
-    elif call and call.passed:
-        verdict = Verdict.passed
-    else:
-        verdict, reason = Verdict.error, "did not run"
-    teardown = reports.get("teardown")
-    if teardown and teardown.failed and verdict == Verdict.passed:
-        verdict, reason = Verdict.error, _reason(teardown)
+    status, reason = _status(reports, rec)
+    if interrupted and status in (Status.failed, Status.error):
+        status, reason = Status.interrupted, f"interrupted while it ran ({reason})"
     run.cells.append(CellResult(
         id=cell.id,
         browser=cell.browser,
@@ -44,9 +32,11 @@ def cell_result(item: pytest.Item, reports: dict, run: RunResult | None, rec: Ce
         profile=cell.profile.name,
         scenario=cell.scenario,
         feature=SCENARIOS.get(cell.scenario, cell.scenario),
-        verdict=verdict,
-        proven_by=rec.proven_by if rec and verdict == Verdict.passed else [],
+        status=status,
+        behaviour=rec.behaviour if rec else None,
+        proven_by=rec.proven_by if rec and status in (Status.supported, Status.degraded, Status.not_supported) else [],
         reason=reason,
+        lacking=rec.lacking if rec and status == Status.not_supported else None,
         proofs=rec.proofs if rec else [],
         metrics=rec.metrics if rec else Metrics(),
         link=rec.link if rec else None,
@@ -54,6 +44,23 @@ def cell_result(item: pytest.Item, reports: dict, run: RunResult | None, rec: Ce
         started_at=rec.started_at if rec else None,
         duration_s=sum(r.duration for r in reports.values()),
     ))
+
+
+def _status(reports: dict, rec: CellRun | None) -> tuple[Status, str | None]:
+    setup, call, teardown = reports.get("setup"), reports.get("call"), reports.get("teardown")
+    if setup and setup.failed:
+        return Status.error, _reason(setup)
+    if setup and setup.skipped:
+        return Status.skipped, _reason(setup)
+    if call and call.failed:
+        return Status.failed, _reason(call)
+    if call and call.skipped:
+        return Status.skipped, _reason(call)
+    if not (call and call.passed):
+        return Status.error, "did not run"
+    if teardown and teardown.failed:
+        return Status.error, _reason(teardown)
+    return (rec.status, rec.reason) if rec else (Status.error, "no record of the cell")
 
 
 def _reason(report: pytest.TestReport) -> str:

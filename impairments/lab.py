@@ -109,6 +109,7 @@ class Lab:
         self.server_gw, self.server_ip = str(s_hosts[0]), str(s_hosts[1])
         for name in self.namespaces:
             netns.create(name)
+        sweep.write_resolver(self.client_ns)
         if backend == "host":
             self._wire_host()
         else:
@@ -207,6 +208,7 @@ class Lab:
         for name in self.namespaces:
             sweep.remove_namespace(name)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        sweep.remove_resolver(self.client_ns)
         if self.record:
             sweep.release(self.record)
             self.record = None

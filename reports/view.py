@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from reports.results import CellResult, RunResult, Verdict
+from reports.results import CellResult, RunResult, Status
 
-SYMBOL = {Verdict.passed: "Supported", Verdict.failed: "Not supported", Verdict.error: "Harness error",
-          Verdict.skipped: "Skipped"}
+SYMBOL = {Status.supported: "Supported", Status.not_supported: "Not supported", Status.degraded: "Degraded",
+          Status.failed: "Failed", Status.error: "Harness error", Status.skipped: "Skipped",
+          Status.interrupted: "Interrupted"}
 
 PERFORMANCE_ROWS = [
     ("RTT (ms)", "rtt_ms", "{:.0f}"),
@@ -32,7 +33,7 @@ class MatrixView:
         return self.by_key.get((profile, feature, browser))
 
     def label(self, cell: CellResult | None) -> str:
-        return SYMBOL[cell.verdict] if cell else "Not run"
+        return SYMBOL[cell.status] if cell else "Not run"
 
     def performance(self, profile: str, browser: str, attr: str, fmt: str) -> str:
         values = [getattr(c.metrics, attr) for c in self.run.cells
@@ -47,12 +48,15 @@ class MatrixView:
         return None
 
     def version(self, browser: str) -> str:
+        facts = self.run.engines.get(browser)
+        if facts and facts.version:
+            return f"{facts.version} ({facts.driver})"
         return next((c.browser_version for c in self.run.cells if c.browser == browser and c.browser_version), "")
 
     def counts(self) -> dict[str, int]:
-        out = {v.value: 0 for v in Verdict}
+        out = {v.value: 0 for v in Status}
         for c in self.run.cells:
-            out[c.verdict.value] += 1
+            out[c.status.value] += 1
         return out
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness.browsers import ENGINES
+from harness.engines import ENGINES
 from harness.cli import app
 from harness.matrix import DEFAULT_MATRIX, MatrixError, load
 from harness.scenarios import SCENARIOS

@@ -1,5 +1,5 @@
 from reports.html import write_html
-from reports.results import CellResult, LinkRecord, Metrics, Proof, RunResult, Verdict
+from reports.results import CellResult, LinkRecord, Metrics, Proof, RunResult, Status
 from reports.summary import markdown
 
 
@@ -10,16 +10,20 @@ def _run() -> RunResult:
                       deviations=[{"direction": "uplink", "what": "delay_ms_mean", "expected": 100, "measured": 120, "allowed": "±1 ms"}])
     return RunResult(rtcmatrix_version="t", matrix="m.yaml", started_at=0, finished_at=10, lab={"backend": "uml-netem"}, cells=[
         CellResult(id="chromium-3g-outbound-call", browser="chromium", profile="3g", scenario="outbound-call",
-                   feature="Make outbound call", verdict=Verdict.passed, proven_by=["far-end"],
+                   feature="Make outbound call", status=Status.supported, proven_by=["far-end"],
                    proofs=[Proof(by="far-end", claim="heard", ok=True)], metrics=Metrics(rtt_ms=204, mos=4.1), link=link),
         CellResult(id="chromium-3g-mute", browser="chromium", profile="3g", scenario="mute",
-                   feature="Mute and unmute", verdict=Verdict.failed, reason="[far-end] silence: not so"),
+                   feature="Mute and unmute", status=Status.failed, reason="[far-end] silence: not so"),
+        CellResult(id="webkit-3g-outbound-call", browser="webkit", profile="3g", scenario="outbound-call",
+                   feature="Make outbound call", status=Status.not_supported, lacking="browser: RTCPeerConnection",
+                   reason="Not supported: this WebKit build has no WebRTC (RTCPeerConnection is undefined)"),
     ])
 
 
 def test_html_has_feature_and_performance_tables_and_flags_the_link(tmp_path):
     html = write_html(_run(), tmp_path / "report.html").read_text()
-    assert "Make outbound call" in html and "Supported" in html and "Not supported" in html
+    assert "Make outbound call" in html and "Supported" in html and "Failed" in html
+    assert "this WebKit build has no WebRTC (RTCPeerConnection is undefined)" in html
     assert "proven at: far-end" in html
     assert "204" in html  # RTT row
     assert "link not as configured" in html
@@ -28,4 +32,5 @@ def test_html_has_feature_and_performance_tables_and_flags_the_link(tmp_path):
 def test_markdown_summary():
     md = markdown(_run())
     assert "| Make outbound call | Supported (far-end) |" in md
-    assert "| Mute and unmute | Not supported |" in md
+    assert "| Mute and unmute | Failed |" in md
+    assert "| Make outbound call | Supported (far-end) | Not supported |" in md

@@ -9,9 +9,9 @@ Schedule (one way, both directions): 40 ms for 6 s, 90 ms for 6 s, 140 ms with 4
 
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
-
-from harness.browsers import LaunchContext, engine
+from harness.engines import BrowserSpec, LaunchContext, engine
+from harness.engines.driver import start_in_netns
+from harness.engines.playwright_page import PlaywrightPage
 from harness.farend import audio
 from harness.farend.handle import FarEnd
 from harness.softphone import Softphone
@@ -33,12 +33,14 @@ def main() -> None:
         lab.apply(SCHEDULE.first)
         fe = FarEnd(lab, work).start()
         try:
-            with sync_playwright() as pw:
-                browser = engine("chromium").launch(pw, LaunchContext(lab.client_ns, fe.url, work, audio.tone(work / "mic.wav")))
-                ctx = browser.new_context(accept_downloads=True)
-                internals = ctx.new_page()
+            pw = start_in_netns(lab.client_ns, work)
+            try:
+                ctx = LaunchContext(lab.client_ns, fe.url, work, audio.tone(work / "mic.wav"), exclude_host=lab.server_ip)
+                browser = engine("chromium").launch(pw, ctx, BrowserSpec("chromium", "chromium", audio="fake"), {})
+                context = browser.browser.new_context(accept_downloads=True)
+                internals = context.new_page()
                 internals.goto("chrome://webrtc-internals")
-                phone = Softphone(ctx.new_page(), fe.url, f"ws://{lab.server_ip}:8080/ws")
+                phone = Softphone(PlaywrightPage(context, browser.driver), fe.url, f"ws://{lab.server_ip}:8080/ws")
                 phone.open()
                 phone.login()
                 phone.call()
@@ -51,6 +53,8 @@ def main() -> None:
                     internals.locator("button", has_text="Download").first.click()
                 download.value.save_as(OUT)
                 browser.close()
+            finally:
+                pw.stop()
         finally:
             fe.stop()
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes); steps applied at {[round(r.applied_s, 3) for r in runner.records]}")

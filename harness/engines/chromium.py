@@ -1,0 +1,183 @@
+"""Chromium (Debian's), driven by Playwright over CDP.
+
+Two ways in, one recipe: pages come from a Playwright-launched browser (a fresh context each);
+a page that must go to the background comes from a second instance that rtcmatrix starts itself
+and joins with `connect_over_cdp(no_defaults=True)`. Measured: under Playwright's own launch the
+page stays `visible` whatever the window does, because Playwright emulates focus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from playwright.sync_api import Browser, Playwright
+
+from harness.engines.base import BrowserMissing, BrowserSpec, Engine, LaunchContext, RunningBrowser
+from harness.engines.playwright_page import PlaywrightPage
+
+DEVTOOLS = re.compile(r"DevTools listening on (ws://\S+)")
+
+
+def chromium_args(ctx: LaunchContext, spec: BrowserSpec) -> list[str]:
+    args = [
+        "--use-fake-ui-for-media-stream",  # grants the microphone without a prompt
+        "--autoplay-policy=no-user-gesture-required",
+        f"--unsafely-treat-insecure-origin-as-secure={ctx.page_origin}",  # the page is plain http on a lab address
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        # Anything outside the lab fails at once instead of waiting on DNS (STUN, telemetry, an SDK's own hosts).
+        f"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE {ctx.exclude_host}" if ctx.exclude_host
+        else "--host-resolver-rules=MAP * ~NOTFOUND",
+    ]
+    if spec.audio == "fake":
+        args += ["--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={ctx.mic_wav}"]
+    return args
+
+
+def device_context_args(playwright: Playwright, spec: BrowserSpec) -> dict:
+    """Playwright's descriptor for the emulated device (viewport, user agent, touch)."""
+    if not spec.device:
+        return {}
+    devices = playwright.devices
+    if spec.device not in devices:
+        near = [d for d in devices if spec.device.lower().split()[0] in d.lower()][:6]
+        raise BrowserMissing(f"browser {spec.name!r}: device {spec.device!r} is not one of Playwright's "
+                             f"device descriptors; fix 'device' in the matrix" +
+                             (f" (close: {', '.join(near)})" if near else ""))
+    return {k: v for k, v in devices[spec.device].items() if k != "default_browser_type"}
+
+
+class ChromiumBrowser(RunningBrowser):
+    driver = "playwright-cdp"
+
+    def __init__(self, engine: "Chromium", playwright: Playwright, ctx: LaunchContext, spec: BrowserSpec,
+                 overrides: dict):
+        self.engine, self.playwright, self.ctx, self.spec = engine, playwright, ctx, spec
+        self.args = chromium_args(ctx, spec) + list(overrides.pop("args", []))
+        self.overrides = overrides
+        self.trace = False
+        self.browser: Browser = playwright.chromium.launch(
+            executable_path=engine.binary(spec), channel=spec.channel, headless=True, args=self.args,
+            env={**os.environ, **ctx.env}, **overrides)
+        self.version = self.browser.version
+        self.device_args = device_context_args(playwright, spec)
+        self._lifecycle: _SelfLaunched | None = None
+
+    def new_page(self, context_args: dict | None = None, lifecycle: bool = False) -> PlaywrightPage:
+        args = {**self.device_args, **(context_args or {})}
+        if lifecycle:
+            if args:
+                raise BrowserMissing("a page that goes to the background cannot also emulate a device here "
+                                     "(it lives in the CDP-joined browser's default context)")
+            if self._lifecycle is None:
+                self._lifecycle = _SelfLaunched(self)
+            page = self._lifecycle.new_page()
+        else:
+            page = PlaywrightPage(self.browser.new_context(**args), self.driver, trace=self.trace)
+        page.cdp = page.context.new_cdp_session(page.page)
+        if self.spec.cpu_throttle:
+            page.cdp.send("Emulation.setCPUThrottlingRate", {"rate": float(self.spec.cpu_throttle)})
+        return page
+
+    def is_connected(self) -> bool:
+        return self.browser.is_connected()
+
+    def close(self) -> None:
+        if self._lifecycle:
+            self._lifecycle.close()
+            self._lifecycle = None
+        with contextlib.suppress(Exception):
+            self.browser.close()
+
+
+class _SelfLaunched:
+    """A Chromium started by rtcmatrix in the client namespace, joined over CDP without
+    Playwright's defaults, so that minimising its window really hides the page."""
+
+    def __init__(self, owner: ChromiumBrowser):
+        ctx = owner.ctx
+        self.profile = ctx.workdir / f"chromium-lifecycle-{os.getpid()}"
+        cmd = ["ip", "netns", "exec", ctx.netns, owner.engine.binary(owner.spec), "--headless",
+               "--remote-debugging-port=0", f"--user-data-dir={self.profile}", *owner.args, "about:blank"]
+        if os.geteuid() == 0:
+            cmd.insert(5, "--no-sandbox")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **ctx.env}, start_new_session=True)
+        endpoint = self._endpoint(timeout_s=20)
+        self.browser = owner.playwright.chromium.connect_over_cdp(endpoint, no_defaults=True)
+        self.driver = "playwright-cdp (connected)"
+
+    def _endpoint(self, timeout_s: float) -> str:
+        found: list[str] = []
+
+        def read():
+            for line in self.proc.stderr:
+                if not found and (m := DEVTOOLS.search(line)):
+                    found.append(m.group(1))  # keep draining, or Chromium blocks on a full pipe
+
+        threading.Thread(target=read, daemon=True).start()
+        deadline = time.monotonic() + timeout_s
+        while not found and time.monotonic() < deadline and self.proc.poll() is None:
+            time.sleep(0.02)
+        if not found:
+            self.close()
+            raise RuntimeError("Chromium started for backgrounding printed no DevTools endpoint")
+        return found[0]
+
+    def new_page(self) -> PlaywrightPage:
+        page = PlaywrightPage(self.browser.contexts[0], self.driver, own_context=False)
+        page.lifecycle = ChromiumLifecycle(self.browser, page)
+        return page
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.browser.close()
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+
+
+class ChromiumLifecycle:
+    """Backgrounding as a user does it: minimise the window (page `hidden`), then let the
+    browser freeze the page (timers stop), and bring it back."""
+
+    def __init__(self, browser: Browser, page: PlaywrightPage):
+        self.browser_cdp = browser.new_browser_cdp_session()
+        self.page = page
+
+    def _window(self, state: str) -> None:
+        window = self.page.cdp.send("Browser.getWindowForTarget")["windowId"]
+        self.browser_cdp.send("Browser.setWindowBounds", {"windowId": window, "bounds": {"windowState": state}})
+
+    def hide(self) -> None:
+        self._window("minimized")
+
+    def show(self) -> None:
+        self._window("normal")
+
+    def freeze(self) -> None:
+        self.page.cdp.send("Page.setWebLifecycleState", {"state": "frozen"})
+
+    def resume(self) -> None:
+        self.page.cdp.send("Page.setWebLifecycleState", {"state": "active"})
+
+
+class Chromium(Engine):
+    name = "chromium"
+    binaries = ("chromium", "chromium-browser")
+    package = "chromium"
+
+    def launch(self, playwright: Playwright, ctx: LaunchContext, spec: BrowserSpec, overrides: dict) -> ChromiumBrowser:
+        return ChromiumBrowser(self, playwright, ctx, spec, dict(overrides))

@@ -1,0 +1,93 @@
+"""Firefox ESR (Debian's), driven by Playwright over WebDriver BiDi.
+
+Stock Firefox speaks BiDi, not Playwright's patched Juggler protocol: `channel="moz-firefox"`
+with Debian's binary. Playwright 1.64.1 works; 1.65 breaks `new_context` here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from playwright.sync_api import Browser, Playwright
+
+from harness.engines.base import BrowserSpec, Engine, LaunchContext, RunningBrowser
+from harness.engines.chromium import device_context_args
+from harness.engines.playwright_page import PlaywrightPage
+
+# Media without prompts over plain http from a lab address, and a browser that keeps quiet.
+BASE_PREFS: dict = {
+    "media.navigator.permission.disabled": True,
+    "media.devices.insecure.enabled": True,
+    "media.getusermedia.insecure.enabled": True,
+    "media.autoplay.default": 0,
+    "media.autoplay.block-webaudio": False,
+    "media.peerconnection.ice.obfuscate_host_addresses": False,
+    "media.setsinkid.enabled": True,
+    "network.captive-portal-service.enabled": False,
+    "network.connectivity-service.enabled": False,
+    "network.dns.disablePrefetch": True,
+    "network.prefetch-next": False,
+    "network.trr.mode": 5,
+    "browser.safebrowsing.malware.enabled": False,
+    "browser.safebrowsing.phishing.enabled": False,
+    "browser.safebrowsing.downloads.enabled": False,
+    "datareporting.healthreport.uploadEnabled": False,
+    "datareporting.policy.dataSubmissionEnabled": False,
+    "toolkit.telemetry.enabled": False,
+    "app.update.auto": False,
+    "extensions.update.enabled": False,
+    "extensions.getAddons.cache.enabled": False,
+    "browser.region.update.enabled": False,
+    "browser.newtabpage.enabled": False,
+    # Takes effect only with MOZ_REMOTE_SETTINGS_DEVTOOLS=1 (set in the environment below).
+    "services.settings.server": "http://127.0.0.1:9/v1",
+}
+FAKE_PREFS = {"media.navigator.streams.fake": True, "media.navigator.audio.fake_frequency": 440}
+
+
+def firefox_prefs(spec: BrowserSpec, extra: dict | None = None) -> dict:
+    prefs = dict(BASE_PREFS)
+    if spec.audio == "fake":
+        prefs.update(FAKE_PREFS)
+    else:
+        prefs["media.navigator.streams.fake"] = False  # the audio server's virtual devices
+    prefs.update(extra or {})
+    return prefs
+
+
+class FirefoxBrowser(RunningBrowser):
+    driver = "playwright-bidi"
+
+    def __init__(self, engine: "Firefox", playwright: Playwright, ctx: LaunchContext, spec: BrowserSpec,
+                 overrides: dict):
+        self.spec = spec
+        prefs = firefox_prefs(spec, overrides.pop("firefox_user_prefs", None))
+        self.trace = False
+        self.browser: Browser = playwright.firefox.launch(
+            channel="moz-firefox", executable_path=engine.binary(spec), headless=True, firefox_user_prefs=prefs,
+            env={**os.environ, **ctx.env, "MOZ_REMOTE_SETTINGS_DEVTOOLS": "1"}, **overrides)
+        self.version = self.browser.version
+        # Firefox has no mobile viewport mode: the rest of the descriptor (size, user agent, touch) applies.
+        self.device_args = {k: v for k, v in device_context_args(playwright, spec).items() if k != "is_mobile"}
+
+    def new_page(self, context_args: dict | None = None, lifecycle: bool = False) -> PlaywrightPage:
+        # No lifecycle control: BiDi in 1.64 cannot minimise a window or freeze a page (page.lifecycle stays None).
+        args = {**self.device_args, **(context_args or {})}
+        return PlaywrightPage(self.browser.new_context(**args), self.driver, trace=self.trace)
+
+    def is_connected(self) -> bool:
+        return self.browser.is_connected()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.browser.close()
+
+
+class Firefox(Engine):
+    name = "firefox"
+    binaries = ("firefox-esr", "firefox")
+    package = "firefox-esr"
+
+    def launch(self, playwright: Playwright, ctx: LaunchContext, spec: BrowserSpec, overrides: dict) -> FirefoxBrowser:
+        return FirefoxBrowser(self, playwright, ctx, spec, dict(overrides))
