@@ -6,6 +6,7 @@ the prompt is speech, so a person opening the lab by hand hears something meanin
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import wave
@@ -20,13 +21,30 @@ PROMPT_TEXT = "This is the r t c matrix far end. One, two, three, four, five. Th
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> Path:
+    Path(path).write_bytes(write_wav_bytes(samples, rate))
+    return path
+
+
+def write_wav_bytes(samples: np.ndarray, rate: int = RATE) -> bytes:
     pcm = np.clip(samples, -1, 1)
-    with wave.open(str(path), "wb") as w:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes((pcm * 32767).astype("<i2").tobytes())
-    return path
+    return out.getvalue()
+
+
+def tones(path: Path, steps: list[tuple[float, float]], dbfs: float = TONE_DBFS) -> Path:
+    """Consecutive tones, [(hz, seconds), ...] (hz 0 is silence), phase-continuous at each change."""
+    parts, phase = [], 0.0
+    for hz, seconds in steps:
+        n = int(seconds * RATE)
+        step = 2 * np.pi * hz / RATE
+        parts.append(10 ** (dbfs / 20) * np.sin(phase + step * np.arange(n)) if hz else np.zeros(n))
+        phase = (phase + step * n) % (2 * np.pi)
+    return write_wav(path, np.concatenate(parts))
 
 
 def tone(path: Path, hz: float = TONE_HZ, seconds: float = 10.0, dbfs: float = TONE_DBFS) -> Path:

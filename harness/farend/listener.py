@@ -1,99 +1,163 @@
-"""What the far end heard: the ground truth a scenario's verdict rests on."""
+"""What the far end heard: the ground truth a scenario's verdict rests on.
+
+Each decoded frame is placed on the sender's media clock (its RTP timestamp, through the frame's
+pts), so gaps (lost packets, RFC 4733 digits, which replace audio while they play) become
+silence at the right place and the recording stays time-aligned with the call. Absolute times
+come from an anchor: the smallest (arrival time - media time) over all frames, i.e. the browser's
+send time plus the smallest one-way delay seen.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from pathlib import Path
 
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from harness.audio.analysis import dbfs, dominant_hz, energy_segments, frequency_track
 from harness.farend.audio import RATE, write_wav
 
 SILENCE_DBFS = -50.0
 WINDOW_S = 0.02
 MAX_SECONDS = 120
-
-
-def dbfs(x: np.ndarray) -> float:
-    rms = float(np.sqrt(np.mean(np.square(x)))) if x.size else 0.0
-    return 20 * np.log10(rms) if rms > 0 else -120.0
+MAX_GAP_S = 5.0  # a timestamp jump beyond this is a new stream, not silence
 
 
 class Listener:
-    """Drains a received audio track, keeping mono 48 kHz samples and arrival times."""
+    """Drains a received audio track into a mono 48 kHz buffer on the media clock."""
 
     def __init__(self, track: MediaStreamTrack):
         self.track = track
-        self.chunks: list[np.ndarray] = []
-        self.samples = 0
+        self.buffer = np.zeros(MAX_SECONDS * RATE, np.float32)
+        self.samples = 0          # end of what has been written, in samples
         self.frames = 0
+        self.codec_rates: set[int] = set()
         self.started = time.time()
         self.first_frame_at: float | None = None
         self.first_sound_at: float | None = None
         self.ended_at: float | None = None
+        self.anchor: float | None = None      # epoch of media time 0
+        self.marks: list[tuple[float, float]] = []  # (media s, arrival epoch), one per second
+        self._base_pts: float | None = None
+        self._fallback_s = 0.0
         self.task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
         try:
             while True:
                 frame = await self.track.recv()
-                now = time.time()
-                pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels)).mean(axis=1) / 32768.0
-                if frame.sample_rate != RATE:
-                    continue
-                self.frames += 1
-                self.first_frame_at = self.first_frame_at or now
-                if self.first_sound_at is None and dbfs(pcm) > SILENCE_DBFS:
-                    self.first_sound_at = now
-                if self.samples < MAX_SECONDS * RATE:
-                    self.chunks.append(pcm.astype(np.float32))
-                    self.samples += pcm.size
+                self._add(frame, time.time())
         except MediaStreamError:
             pass
         finally:
             self.ended_at = time.time()
 
+    def _add(self, frame, now: float) -> None:
+        pcm = frame.to_ndarray().reshape(-1, len(frame.layout.channels)).mean(axis=1) / 32768.0
+        rate = frame.sample_rate
+        self.codec_rates.add(rate)
+        if rate != RATE:
+            n = int(round(pcm.size * RATE / rate))
+            pcm = np.interp(np.arange(n) * rate / RATE, np.arange(pcm.size), pcm)
+        if frame.pts is not None and frame.time_base is not None:
+            t = float(frame.pts * frame.time_base)
+            self._base_pts = t if self._base_pts is None else self._base_pts
+            t -= self._base_pts
+        else:
+            t = self._fallback_s
+        self._fallback_s = t + pcm.size / RATE
+        start = int(round(t * RATE))
+        if start > self.samples + MAX_GAP_S * RATE:   # the sender restarted its clock: carry on
+            self._base_pts = (self._base_pts or 0) + (start - self.samples) / RATE
+            start = self.samples
+        if start + pcm.size <= self.samples - RATE // 100:
+            return  # late or duplicate
+        if start < self.samples:  # overlaps what is written: keep only the new tail
+            pcm, start = pcm[self.samples - start:], self.samples
+        end = min(start + pcm.size, self.buffer.size)
+        if end <= start:
+            return
+        self.buffer[start:end] = pcm[: end - start]
+        self.samples = max(self.samples, end)
+        self.frames += 1
+        media_t = start / RATE
+        self.first_frame_at = self.first_frame_at or now
+        if self.first_sound_at is None and dbfs(pcm) > SILENCE_DBFS:
+            self.first_sound_at = now
+        lag = now - media_t
+        self.anchor = lag if self.anchor is None else min(self.anchor, lag)
+        if not self.marks or media_t - self.marks[-1][0] >= 1.0:
+            self.marks.append((media_t, now))
+
+    # --- reading ---------------------------------------------------------------------------------
     def audio(self) -> np.ndarray:
-        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        return self.buffer[: self.samples].copy()
+
+    def epoch(self, media_s: float) -> float | None:
+        return None if self.anchor is None else self.anchor + media_s
+
+    def arrived(self, media_s: float) -> float | None:
+        """When the frame at this media time actually arrived (nearest one-second mark)."""
+        if not self.marks:
+            return None
+        i = bisect.bisect_left([m for m, _ in self.marks], media_s)
+        i = min(max(i, 0), len(self.marks) - 1)
+        m, at = self.marks[i]
+        return at + (media_s - m)
 
     def findings(self) -> dict:
         """Energy, activity and dominant frequency of everything heard so far."""
         x = self.audio()
-        win = int(WINDOW_S * RATE)
-        windows = x[: x.size // win * win].reshape(-1, win) if x.size >= win else np.zeros((0, win))
-        levels = [dbfs(w) for w in windows]
-        active = [lvl > SILENCE_DBFS for lvl in levels]
-        dominant = None
-        if x.size >= RATE // 2:
-            spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size)))
-            freqs = np.fft.rfftfreq(x.size, 1 / RATE)
-            band = freqs > 50
-            dominant = float(freqs[band][np.argmax(spectrum[band])])
+        segments = energy_segments(x, RATE, WINDOW_S, SILENCE_DBFS)
+        active_s = sum(s["end_s"] - s["start_s"] for s in segments if s["active"])
+        total_s = sum(s["end_s"] - s["start_s"] for s in segments)
         return {
             "frames": self.frames,
             "seconds": x.size / RATE,
             "rms_dbfs": dbfs(x),
-            "active_ratio": float(np.mean(active)) if active else 0.0,
-            "dominant_hz": dominant,
+            "active_ratio": active_s / total_s if total_s else 0.0,
+            "dominant_hz": dominant_hz(x, RATE, min_hz=50) if x.size >= RATE // 2 else None,
             "first_frame_after_s": (self.first_frame_at - self.started) if self.first_frame_at else None,
             "first_sound_after_s": (self.first_sound_at - self.started) if self.first_sound_at else None,
-            "longest_gap_s": _longest_run(active) * WINDOW_S,
+            "longest_gap_s": _longest_gap(segments),
+            "codec_rates": sorted(self.codec_rates),
+            "anchor_epoch": self.anchor,
         }
+
+    def timeline(self, call_start: float, frame_s: float = WINDOW_S, silence_dbfs: float = SILENCE_DBFS) -> list[dict]:
+        """Energy segments with media times (s from the first frame), times from the call's
+        start, and epoch times."""
+        out = []
+        for s in energy_segments(self.audio(), RATE, frame_s, silence_dbfs):
+            a, b = self.epoch(s["start_s"]), self.epoch(s["end_s"])
+            out.append({"active": s["active"], "dbfs": round(s["dbfs"], 1),
+                        "media_start_s": round(s["start_s"], 3), "media_end_s": round(s["end_s"], 3),
+                        "start_s": round(a - call_start, 3) if a else None,
+                        "end_s": round(b - call_start, 3) if b else None,
+                        "start_epoch": a, "end_epoch": b, "arrived_epoch": self.arrived(s["start_s"])})
+        return out
+
+    def frequency(self, call_start: float, window_s: float = 0.25, silence_dbfs: float = SILENCE_DBFS) -> list[dict]:
+        out = []
+        for t, hz in frequency_track(self.audio(), RATE, window_s, silence_dbfs):
+            e = self.epoch(t)
+            out.append({"media_s": round(t, 3), "t_s": round(e - call_start, 3) if e else None,
+                        "epoch": e, "hz": round(hz, 1) if hz else None})
+        return out
 
     def save(self, path: Path) -> Path:
         return write_wav(path, self.audio())
 
 
-def _longest_run(active: list[bool]) -> int:
+def _longest_gap(segments: list[dict]) -> float:
     """Longest silent stretch after the first sound (a dropout, not the call's quiet start)."""
-    best = run = 0
-    seen = False
-    for a in active:
-        if a:
-            seen, run = True, 0
+    best, seen = 0.0, False
+    for s in segments:
+        if s["active"]:
+            seen = True
         elif seen:
-            run += 1
-            best = max(best, run)
-    return best
+            best = max(best, s["end_s"] - s["start_s"])
+    return round(best, 3)

@@ -1,76 +1,68 @@
-"""The far end: serves the test page, answers calls over WebSocket signalling with aiortc,
-and reports what it heard on a control API.
+"""The far end: serves the test page, answers and places calls over WebSocket signalling with
+aiortc, and reports what it heard on a control API.
 
 The browser reaches it on the lab address; the harness reaches the control API over a Unix
-socket, which needs no route into the lab namespace.
+socket, which needs no route into the lab namespace. Modules: `signalling` (the browser's
+protocol), `control` (the harness's API), `calls` (one call's truth), `media`, `listener`,
+`dtmf`, `sdp`, `auth`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
+import os
 import signal
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiohttp import WSMsgType, web
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 
+from harness.farend import sdp
+from harness.farend.auth import LEGACY_ENV, SECRET_ENV, Credentials, new_secret
+from harness.farend.calls import Call
+from harness.farend.control import control_app
 from harness.farend.listener import Listener
+from harness.farend.media import OPUS_BITRATE, GatedTrack, RtpTap, enable_telephone_event, limit_opus
+from harness.farend.signalling import Session, beacon, signalling
 
 log = logging.getLogger("rtcmatrix.farend")
 WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
-PASSWORD = "rtcmatrix"
+PASSWORD = "rtcmatrix"  # legacy fixed password, accepted while the harness moves to FarEnd.credentials()
 BYE_GRACE_S = 2.0
+RING_TIMEOUT_S = 30.0
 
 
-@dataclass
-class Call:
-    call_id: str
-    user: str
-    to: str
-    headers: dict
-    invited_at: float
-    pc: RTCPeerConnection
-    listener: Listener | None = None
-    state: str = "new"
-    ended_at: float | None = None
-    ended_by: str | None = None
-    states: list = field(default_factory=list)
-
-    def summary(self) -> dict:
-        return {
-            "call_id": self.call_id,
-            "user": self.user,
-            "to": self.to,
-            "headers": self.headers,
-            "state": self.state,
-            "states": self.states,
-            "invited_at": self.invited_at,
-            "ended_at": self.ended_at,
-            "ended_by": self.ended_by,
-            "heard": self.listener.findings() if self.listener else None,
-        }
+class CallError(Exception):
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
 
 
 class FarEndServer:
-    def __init__(self, prompt: Path, evidence: Path, adapters: dict[str, Path] | None = None):
+    def __init__(self, prompt: Path, evidence: Path, adapters: dict[str, Path] | None = None,
+                 credentials: Credentials | None = None, opus_bitrate: int = OPUS_BITRATE):
+        enable_telephone_event()
         self.prompt = prompt
         self.evidence = evidence
+        self.adapters = adapters or {}
+        self.credentials = credentials or Credentials.from_env()
+        self.opus_bitrate = opus_bitrate
         self.calls: dict[str, Call] = {}
         self.logins: list[dict] = []
-        self.adapters = adapters or {}
+        self.users: dict[str, Session] = {}
+        self.feedback: list[dict] = []
 
     # --- browser-facing -------------------------------------------------------------
     def browser_app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/ws", self.signalling)
-        app.router.add_get("/", lambda r: web.FileResponse(WEB_ROOT / "index.html"))
+        app.router.add_get("/ws", lambda r: signalling(self, r))
+        app.router.add_post("/beacon", lambda r: beacon(self, r))
+        app.router.add_get("/", lambda r: web.FileResponse(WEB_ROOT / "index.html", headers={"Cache-Control": "no-store"}))
         app.router.add_get("/adapter.js", self.adapter)
         app.router.add_static("/web/", WEB_ROOT)
         return app
@@ -80,114 +72,137 @@ class FarEndServer:
         path = self.adapters.get(name) or (WEB_ROOT / "adapters" / "reference.js")
         return web.FileResponse(path, headers={"Cache-Control": "no-store"})
 
-    async def signalling(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=20)
-        await ws.prepare(request)
-        user = None
-        mine: list[str] = []
-        try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                try:
-                    m = json.loads(msg.data)
-                except ValueError:
-                    await ws.send_json({"type": "error", "reason": "not JSON"})
-                    continue
-                kind = m.get("type")
-                if kind == "login":
-                    ok = m.get("password") == PASSWORD and bool(m.get("username"))
-                    self.logins.append({"username": m.get("username"), "ok": ok, "at": time.time()})
-                    if ok:
-                        user = m["username"]
-                        await ws.send_json({"type": "login_ok", "username": user})
-                    else:
-                        await ws.send_json({"type": "login_failed", "reason": "bad credentials"})
-                elif kind == "invite":
-                    if not user:
-                        await ws.send_json({"type": "call_failed", "callId": m.get("callId"), "reason": "not logged in"})
-                        continue
-                    call_id = str(m.get("callId") or uuid.uuid4())
-                    mine.append(call_id)
-                    await ws.send_json({"type": "ringing", "callId": call_id})
-                    answer = await self.answer(call_id, user, m)
-                    await ws.send_json({"type": "answer", "callId": call_id, "sdp": answer})
-                elif kind == "bye":
-                    await self.end(str(m.get("callId")), by="browser")
-                elif kind == "logout":
-                    user = None
-                    await ws.send_json({"type": "logged_out"})
-        finally:
-            for call_id in mine:
-                await self.end(call_id, by="signalling-closed")
-        return ws
-
-    async def answer(self, call_id: str, user: str, invite: dict) -> str:
+    # --- peers ----------------------------------------------------------------------
+    def _peer(self, call: Call) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        call = Call(call_id, user, str(invite.get("to", "")), dict(invite.get("headers") or {}), time.time(), pc)
-        self.calls[call_id] = call
+        call.pc = pc
 
         @pc.on("connectionstatechange")
         async def on_state():
             call.state = pc.connectionState
             call.states.append([pc.connectionState, time.time()])
-            if pc.connectionState == "failed":
-                await self.end(call_id, by="ice-failed")
+            if pc.connectionState == "connected":
+                call.mark("connected")
+            elif pc.connectionState == "failed":
+                await self.end(call.call_id, by="ice-failed")
             elif pc.connectionState == "closed" and not call.ended_at:
                 # The browser's DTLS close can overtake its signalling bye; give the bye a moment.
                 await asyncio.sleep(BYE_GRACE_S)
-                await self.end(call_id, by="media-closed")
+                await self.end(call.call_id, by="media-closed")
 
         @pc.on("track")
         def on_track(track):
-            if track.kind == "audio":
+            if track.kind == "audio" and call.listener is None:
                 call.listener = Listener(track)
 
         player = MediaPlayer(str(self.prompt), loop=True)
-        pc.addTrack(player.audio)
+        call.out_track = GatedTrack(player.audio)
+        pc.addTrack(call.out_track)
+        return pc
+
+    def _negotiated(self, call: Call, answer_sdp: str, browser_sdp: str) -> None:
+        """Both descriptions are set: read what was agreed, tap the receive path, cap our Opus."""
+        call.negotiated = sdp.negotiated(answer_sdp)
+        dtmf_pts = {d["pt"]: d["clock_rate"] for d in call.negotiated["dtmf"]}
+        for receiver in call.pc.getReceivers():
+            if receiver.track and receiver.track.kind == "audio" and call.tap is None:
+                call.tap = RtpTap(receiver, dtmf_pts, call.start)
+        asked = sdp.max_average_bitrate(browser_sdp)
+        call.sent_opus_bitrate = limit_opus(call.pc, min(self.opus_bitrate, asked or self.opus_bitrate))
+
+    async def answer(self, call_id: str, user: str, invite: dict, session: Session) -> str:
+        """A browser's invite: answer it (the browser's offer decides the codec)."""
+        call = Call(call_id, user, str(invite.get("to", "")), dict(invite.get("headers") or {}), time.time(), None,
+                    session=session)
+        call.mark("invite_received", call.invited_at)
+        self.calls[call_id] = call
+        pc = self._peer(call)
+        call.remote_sdp = invite["sdp"]
         await pc.setRemoteDescription(RTCSessionDescription(sdp=invite["sdp"], type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())
-        return pc.localDescription.sdp
+        call.local_sdp = pc.localDescription.sdp
+        self._negotiated(call, call.local_sdp, call.remote_sdp)
+        call.mark("answered")
+        return call.local_sdp
 
-    async def end(self, call_id: str, by: str) -> None:
+    async def originate(self, to: str, caller: str = "rtcmatrix", headers: dict | None = None,
+                        codec: str | None = None, ring_timeout_s: float = RING_TIMEOUT_S) -> Call:
+        """Call a logged-in browser user: send it an offer; its answer or rejection comes back
+        over signalling (`accepted` / `rejected`)."""
+        session = self.users.get(to)
+        if session is None or session.closed:
+            raise CallError(404, f"user {to!r} is not registered")
+        call = Call(str(uuid.uuid4()), to, to, dict(headers or {}), time.time(), None, origin="far-end",
+                    caller=caller, session=session)
+        self.calls[call.call_id] = call
+        pc = self._peer(call)
+        if codec:
+            caps = RTCRtpSender.getCapabilities("audio").codecs
+            wanted = [c for c in caps if c.mimeType.lower() == f"audio/{codec.lower()}"]
+            if not wanted:
+                raise CallError(400, f"codec {codec!r} is not one the far end has")
+            dtmf = [c for c in caps if c.mimeType.lower() == "audio/telephone-event"]
+            pc.getTransceivers()[0].setCodecPreferences(wanted + dtmf)
+        await pc.setLocalDescription(await pc.createOffer())
+        call.local_sdp = pc.localDescription.sdp
+        call.invited_at = time.time()
+        call.mark("invite_sent", call.invited_at)
+        call.state = "inviting"
+        await session.send({"type": "incoming", "callId": call.call_id, "from": caller, "to": to,
+                            "headers": call.headers, "sdp": call.local_sdp})
+        asyncio.ensure_future(self._ring_timeout(call, ring_timeout_s))
+        return call
+
+    async def _ring_timeout(self, call: Call, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if "answered" not in call.timestamps and not call.ended_at:
+            if call.session:
+                await call.session.send({"type": "cancel", "callId": call.call_id, "reason": "no answer"})
+            await self.end(call.call_id, by="far-end", reason="no answer")
+
+    async def accepted(self, call: Call, answer_sdp: str) -> None:
+        call.mark("answered")
+        call.remote_sdp = answer_sdp
+        await call.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        self._negotiated(call, answer_sdp, answer_sdp)
+
+    async def rejected(self, call: Call, reason: str | None) -> None:
+        call.mark("rejected")
+        call.reject_reason = reason or "rejected"
+        call.state = "rejected"
+        await self.end(call.call_id, by="browser-rejected", reason=call.reject_reason)
+
+    # --- ending -----------------------------------------------------------------------
+    async def end(self, call_id: str, by: str, reason: str | None = None, notify: bool = False) -> None:
         call = self.calls.get(call_id)
         if not call or call.ended_at:
             return
-        call.ended_at, call.ended_by = time.time(), by
+        call.ended_at, call.ended_by, call.end_reason = time.time(), by, reason
+        if notify and call.session:
+            await call.session.send({"type": "bye", "callId": call_id, "reason": reason or by})
         if call.listener:
-            call.listener.save(self.evidence / f"{call_id}-heard.wav")
-        await call.pc.close()
+            call.recording = str(call.listener.save(self.evidence / f"{call_id}-heard.wav"))
+        if call.out_track:
+            call.out_track.stop()
+        if call.pc:
+            await call.pc.close()
 
-    # --- harness-facing -------------------------------------------------------------
-    def control_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/health", lambda r: web.json_response({"ok": True}))
-        app.router.add_get("/calls", lambda r: web.json_response([c.summary() for c in self.calls.values()]))
-        app.router.add_get("/calls/{call_id}", self.call_summary)
-        app.router.add_post("/calls/{call_id}/hangup", self.hangup)
-        app.router.add_get("/logins", lambda r: web.json_response(self.logins))
-        return app
-
-    async def call_summary(self, request: web.Request) -> web.Response:
-        call = self.calls.get(request.match_info["call_id"])
-        if not call:
-            raise web.HTTPNotFound(text="no such call")
-        summary = call.summary()
-        wav = self.evidence / f"{call.call_id}-heard.wav"
-        summary["recording"] = str(wav) if wav.exists() else None
-        return web.json_response(summary)
-
-    async def hangup(self, request: web.Request) -> web.Response:
-        await self.end(request.match_info["call_id"], by="far-end")
-        return web.json_response({"ok": True})
+    def set_muted(self, call: Call, muted: bool) -> dict:
+        if call.out_track is None:
+            raise CallError(409, "the call has no outgoing audio")
+        call.out_track.set_muted(muted)
+        return {"muted": call.out_track.muted, "at": time.time()}
 
 
 async def serve(args: argparse.Namespace) -> None:
+    # The secret comes from the environment (FarEnd sets it), never the command line.
+    credentials = Credentials(os.environ.get(SECRET_ENV) or new_secret(), os.environ.get(LEGACY_ENV, PASSWORD))
     far = FarEndServer(Path(args.prompt), Path(args.evidence),
-                 {k: Path(v) for k, v in (a.split("=", 1) for a in args.adapter)})
+                       {k: Path(v) for k, v in (a.split("=", 1) for a in args.adapter)},
+                       credentials=credentials, opus_bitrate=args.opus_bitrate)
     runners = []
     for app, site in ((far.browser_app(), lambda r: web.TCPSite(r, args.host, args.port)),
-                      (far.control_app(), lambda r: web.UnixSite(r, args.control))):
+                      (control_app(far), lambda r: web.UnixSite(r, args.control))):
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await site(runner).start()
@@ -211,6 +226,7 @@ def main() -> None:
     p.add_argument("--prompt", required=True, help="WAV the far end plays into every call")
     p.add_argument("--evidence", required=True, help="folder for recordings of what it heard")
     p.add_argument("--adapter", action="append", default=[], help="NAME=FILE: a user's SDK adapter")
+    p.add_argument("--opus-bitrate", type=int, default=OPUS_BITRATE, help="bit/s of the far end's own Opus")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     asyncio.run(serve(args))
