@@ -1,133 +1,322 @@
-/* rtc-voice: the reference browser voice SDK that rtcmatrix tests against.
- * A deliberately ordinary softphone library: WebSocket signalling, one RTCPeerConnection per call,
- * non-trickle ICE. Users plug their own SDK in through an adapter (see ../ADAPTER.md). */
+/* rtc-voice, part 4 of 4: the client. The reference browser voice SDK that rtcmatrix tests
+ * against: WebSocket signalling with keepalive and automatic reconnection, one
+ * RTCPeerConnection per call, non-trickle ICE. Users plug their own SDK in through an adapter
+ * (see ../ADAPTER.md). Needs rtc-voice-util.js, rtc-voice-quality.js and rtc-voice-call.js first.
+ *
+ * Options (new VoiceClient(options)); Plivo's names where they have one (field.md):
+ *   server             ws:// URL of the signalling server (or given to login)
+ *   audioConstraints   merged over {echoCancellation, noiseSuppression, autoGainControl: true}
+ *   maxAverageBitrate  Opus bit/s, 8000-48000 (Plivo's range); unset: the browser's default
+ *   dscp               true (default): sender networkPriority/priority "high"
+ *   codecs             ["OPUS", "PCMU"] (default): offered in this order, nothing else
+ *   dtmfMode           "rfc4733" (default) or "inband"
+ *   permOnClick        false (default): ask for the microphone at login; true: only when a call starts
+ *   enableTracking     true (default): the quality monitor (mediaMetrics)
+ *   statsIntervalMs    5000, analysisDelayMs 5000 (Plivo's); tests use 1000/1000
+ *   keepaliveMs        2000: a ping this often; keepaliveTimeoutMs 6000: silence this long = dead link
+ *   connectTimeoutMs   4000 per attempt; reconnectMinMs 250 doubling to reconnectMaxMs 4000 (+-20 %)
+ *   break              names from RtcVoice.util.BREAKS: switch one feature off (for probes)
+ */
 (function (global) {
   "use strict";
+  const RV = global.RtcVoice;
+  const U = RV.util;
 
-  class Emitter {
-    constructor() { this._handlers = {}; }
-    on(event, fn) { (this._handlers[event] = this._handlers[event] || []).push(fn); return this; }
-    off(event, fn) { this._handlers[event] = (this._handlers[event] || []).filter((f) => f !== fn); }
-    emit(event, detail) { for (const fn of this._handlers[event] || []) { try { fn(detail); } catch (e) { console.error(e); } } }
-  }
+  const DEFAULTS = {
+    server: null, iceServers: [], audioConstraints: {}, maxAverageBitrate: null, dscp: true,
+    codecs: ["OPUS", "PCMU"], dtmfMode: "rfc4733", permOnClick: false, enableTracking: true,
+    statsIntervalMs: 5000, analysisDelayMs: 5000, keepaliveMs: 2000, keepaliveTimeoutMs: 6000,
+    connectTimeoutMs: 4000, reconnectMinMs: 250, reconnectMaxMs: 4000, break: [],
+  };
 
-  const DEFAULT_AUDIO = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
-
-  class Call extends Emitter {
-    constructor(client, to, options) {
-      super();
-      this.client = client;
-      this.to = to;
-      this.id = options.callId || (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random());
-      this.options = options;
-      this.state = "new";
-      this.pc = null;
-      this.localStream = null;
-      this.audio = null;
-    }
-
-    _set(state, detail) {
-      if (this.state === state) return;
-      this.state = state;
-      this.emit(state, Object.assign({ callId: this.id }, detail || {}));
-      this.client.emit("call:" + state, Object.assign({ callId: this.id }, detail || {}));
-    }
-
-    async _start() {
-      const constraints = { audio: Object.assign({}, DEFAULT_AUDIO, this.options.audioConstraints || {}), video: false };
-      this.localStream = await navigator.mediaDevices.getUserMedia(constraints);
-      this.pc = new RTCPeerConnection({ iceServers: this.client.iceServers });
-      for (const track of this.localStream.getTracks()) this.pc.addTrack(track, this.localStream);
-      this.pc.ontrack = (ev) => {
-        this.audio = document.createElement("audio");
-        this.audio.autoplay = true;
-        this.audio.srcObject = ev.streams[0] || new MediaStream([ev.track]);
-        document.body.appendChild(this.audio);
-        this.audio.play().catch(() => {});
-      };
-      const watch = () => {
-        const s = this.pc.connectionState || this.pc.iceConnectionState;
-        if (s === "connected" || s === "completed") this._set("connected");
-        else if (s === "failed") this._fail("ice-failed");
-        else if (s === "disconnected") this.emit("interrupted", { callId: this.id });
-      };
-      this.pc.onconnectionstatechange = watch;
-      this.pc.oniceconnectionstatechange = watch;
-      await this.pc.setLocalDescription(await this.pc.createOffer());
-      await new Promise((resolve) => {
-        if (this.pc.iceGatheringState === "complete") return resolve();
-        const done = () => { if (this.pc.iceGatheringState === "complete") resolve(); };
-        this.pc.addEventListener("icegatheringstatechange", done);
-        setTimeout(resolve, 3000);
-      });
-      this._set("calling");
-      this.client._send({ type: "invite", callId: this.id, to: this.to, sdp: this.pc.localDescription.sdp,
-                          headers: this.options.headers || {} });
-    }
-
-    async _onSignal(m) {
-      if (m.type === "ringing") this._set("ringing");
-      else if (m.type === "answer") await this.pc.setRemoteDescription({ type: "answer", sdp: m.sdp });
-      else if (m.type === "call_failed") this._fail(m.reason || "rejected");
-      else if (m.type === "bye") this._end("remote");
-    }
-
-    _fail(reason) { this._set("failed", { reason }); this._cleanup(); }
-    _end(by) { if (this.state !== "ended") { this._set("ended", { by }); this._cleanup(); } }
-
-    _cleanup() {
-      if (this.localStream) this.localStream.getTracks().forEach((t) => t.stop());
-      if (this.pc) this.pc.close();
-      if (this.audio) this.audio.remove();
-      this.client.calls.delete(this.id);
-    }
-
-    hangup() { this.client._send({ type: "bye", callId: this.id }); this._end("local"); }
-    mute() { this.localStream.getAudioTracks().forEach((t) => (t.enabled = false)); this.emit("muted", { callId: this.id }); }
-    unmute() { this.localStream.getAudioTracks().forEach((t) => (t.enabled = true)); this.emit("unmuted", { callId: this.id }); }
-    getStats() { return this.pc ? this.pc.getStats() : Promise.resolve(null); }
-  }
-
-  class VoiceClient extends Emitter {
+  class VoiceClient extends RV.Emitter {
     constructor(options) {
       super();
-      this.server = options.server;
-      this.iceServers = options.iceServers || [];
+      this.options = Object.assign({}, DEFAULTS, options || {});
+      if (this.options.maxAverageBitrate) {
+        this.options.maxAverageBitrate = Math.max(8000, Math.min(48000, Number(this.options.maxAverageBitrate)));
+      }
+      this.breaks = U.parseBreaks(this.options.break);
+      this.iceServers = this.options.iceServers;
+      this.server = this.options.server;
       this.ws = null;
       this.username = null;
+      this.registered = false;
       this.calls = new Map();
+      this.inputDeviceId = null;
+      this.outputDeviceId = null;
+      this._creds = null;
+      this._wanted = false;       // logged in by the user (and not logged out): reconnect on drops
+      this._attempt = 0;
+      this._downSince = null;
+      this._pending = new Map();  // feedback acks by call id
+      if (!VoiceClient.isSupported(this.breaks)) {
+        setTimeout(() => this.emit("webrtcNotSupported", { missing: U.missingApis() }), 0);
+      }
+      if (!this.breaks.has("unload")) {
+        const bye = () => this._unload();
+        global.addEventListener("pagehide", bye);
+        global.addEventListener("beforeunload", bye);
+      }
     }
 
-    static isSupported() { return typeof RTCPeerConnection === "function" && !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia); }
+    static isSupported(breaks) {
+      if (breaks && breaks.has && breaks.has("notsupported")) return true;
+      return U.missingApis().length === 0;
+    }
 
-    login(username, password) {
-      if (!VoiceClient.isSupported()) { this.emit("webrtcNotSupported", {}); return Promise.reject(new Error("WebRTC not supported")); }
+    features() {
+      const proto = global.HTMLMediaElement && HTMLMediaElement.prototype;
+      const caps = global.RTCRtpSender && RTCRtpSender.getCapabilities ? RTCRtpSender.getCapabilities("audio").codecs : [];
+      const has = (n) => caps.some((c) => c.mimeType.toLowerCase() === "audio/" + n);
+      return {
+        dtmf: ["rfc4733", "inband"], codecs: ["opus", "pcmu"].filter(has), qualityWarnings: true, feedback: true,
+        incoming: true, reconnect: true, unloadHangup: true, headers: "X-PH-",
+        maxAverageBitrate: true, dscp: true, setInput: true,
+        setOutput: !!(proto && "setSinkId" in proto),
+        codecPreferences: !!(global.RTCRtpTransceiver && "setCodecPreferences" in RTCRtpTransceiver.prototype),
+        inbandDtmf: typeof global.AudioContext === "function",
+        breaks: [...this.breaks],
+      };
+    }
+
+    // --- registration -----------------------------------------------------------------------
+    login(username, password, token) {
+      if (!VoiceClient.isSupported(this.breaks)) {
+        const missing = U.missingApis();
+        this.emit("webrtcNotSupported", { missing });
+        return Promise.reject(new Error(`WebRTC not supported: missing ${missing.join(", ")}`));
+      }
+      if (!this.server) return Promise.reject(new Error("no signalling server: pass options.server"));
+      this._creds = { username, password, token };
+      this._wanted = true;
       return new Promise((resolve, reject) => {
-        this.ws = new WebSocket(this.server);
-        this.ws.onopen = () => this._send({ type: "login", username, password });
-        this.ws.onerror = () => { this.emit("loginFailed", { reason: "signalling unreachable" }); reject(new Error("signalling unreachable")); };
-        this.ws.onclose = () => { for (const c of [...this.calls.values()]) c._end("signalling-closed"); this.emit("disconnected", {}); };
-        this.ws.onmessage = (ev) => {
-          const m = JSON.parse(ev.data);
-          if (m.type === "login_ok") { this.username = m.username; this.emit("registered", { username: m.username }); resolve(); }
-          else if (m.type === "login_failed") { this.emit("loginFailed", { reason: m.reason }); reject(new Error(m.reason)); }
-          else if (m.type === "logged_out") this.emit("unregistered", {});
-          else if (m.callId && this.calls.has(m.callId)) this.calls.get(m.callId)._onSignal(m);
-        };
+        this._loginWaiter = { resolve, reject };
+        this._connect(false);
+      }).then((r) => {
+        if (!this.options.permOnClick) this._primeMic();
+        return r;
       });
     }
 
-    logout() { this._send({ type: "logout" }); }
+    _primeMic() {
+      navigator.mediaDevices.getUserMedia({ audio: true, video: false })
+        .then((s) => s.getTracks().forEach((t) => t.stop()))
+        .catch((e) => console.warn(`rtc-voice: microphone permission: ${e}`));
+    }
 
+    _connect(reconnect) {
+      const ws = (this.ws = new WebSocket(this.server));
+      let opened = false;
+      const timer = setTimeout(() => { if (!this.registered) this._dropped(ws, "connect timeout"); }, this.options.connectTimeoutMs);
+      ws.onopen = () => {
+        opened = true;
+        this._heard = Date.now();
+        const c = this._creds;
+        this._send({ type: "login", username: c.username, password: c.password, token: c.token, reconnect });
+      };
+      ws.onmessage = (ev) => {
+        this._heard = Date.now();
+        let m;
+        try { m = JSON.parse(ev.data); } catch (e) { return console.warn("rtc-voice: bad message " + ev.data); }
+        if (m.type === "login_ok") { clearTimeout(timer); this._registered(m, reconnect); }
+        else if (m.type === "login_failed") { clearTimeout(timer); this._loginFailed(m.reason || "refused"); }
+        else this._onMessage(m);
+      };
+      ws.onerror = () => {};
+      ws.onclose = (ev) => { clearTimeout(timer); this._dropped(ws, opened ? `connection closed (${ev.code})` : "signalling unreachable"); };
+    }
+
+    _registered(m, reconnect) {
+      const downMs = this._downSince ? Date.now() - this._downSince : null;
+      this.username = m.username;
+      this.registered = true;
+      this._attempt = 0;
+      this._downSince = null;
+      this._startKeepalive();
+      this.emit("registered", { username: m.username, reconnect: !!reconnect, downMs });
+      if (this._loginWaiter) { this._loginWaiter.resolve({ username: m.username }); this._loginWaiter = null; }
+    }
+
+    _loginFailed(reason) {
+      this._wanted = false;
+      this.emit("loginFailed", { reason });
+      if (this._loginWaiter) { this._loginWaiter.reject(new Error(reason)); this._loginWaiter = null; }
+      this._close(4001, "login failed");
+    }
+
+    _startKeepalive() {
+      clearInterval(this._keepalive);
+      let n = 0;
+      this._keepalive = setInterval(() => {
+        if (Date.now() - this._heard > this.options.keepaliveTimeoutMs) return this._dropped(this.ws, "keepalive timeout");
+        if (Date.now() - (this._pinged || 0) >= this.options.keepaliveMs) { this._pinged = Date.now(); this._send({ type: "ping", id: ++n }); }
+      }, 250);
+    }
+
+    _close(code, reason) {
+      clearInterval(this._keepalive);
+      const ws = this.ws;
+      this.ws = null;
+      if (ws) {
+        ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+        try { ws.close(code, reason); } catch (e) { /* already closed */ }
+      }
+    }
+
+    /* A socket went away (closed, timed out, or its keepalive went silent). */
+    _dropped(ws, reason) {
+      if (ws !== this.ws) return;
+      this._close(4000, reason.slice(0, 100));
+      const was = this.registered;
+      this.registered = false;
+      if (this._loginWaiter && !was && this._attempt === 0) {
+        // The first login never got through: that is a failed login, not a drop.
+        this._wanted = false;
+        this.emit("loginFailed", { reason });
+        this._loginWaiter.reject(new Error(reason));
+        this._loginWaiter = null;
+        return;
+      }
+      if (was) {
+        this._downSince = Date.now();
+        const again = this._wanted && !this.breaks.has("reconnect");
+        this.emit("unregistered", { reason, willReconnect: again });
+        for (const c of this.calls.values()) c.emitBoth("interrupted", { reason: "signalling lost" });
+      }
+      if (this._wanted && !this.breaks.has("reconnect")) {
+        const base = Math.min(this.options.reconnectMaxMs, this.options.reconnectMinMs * 2 ** this._attempt);
+        const wait = base * (0.8 + 0.4 * Math.random());
+        this._attempt += 1;
+        clearTimeout(this._retry);
+        this._retry = setTimeout(() => { if (this._wanted && !this.registered) this._connect(true); }, wait);
+      } else if (!this._wanted) {
+        for (const c of [...this.calls.values()]) c._end("signalling-closed", reason);
+      }
+    }
+
+    logout() {
+      this._wanted = false;
+      clearTimeout(this._retry);
+      for (const c of [...this.calls.values()]) c.hangup("logout");
+      this._send({ type: "logout" });
+      const was = this.registered;
+      this.registered = false;
+      setTimeout(() => this._close(1000, "logout"), 50);
+      if (was) this.emit("unregistered", { reason: "logout", willReconnect: false });
+      return Promise.resolve();
+    }
+
+    _send(m) {
+      if (this.ws && this.ws.readyState === WebSocket.OPEN) { this.ws.send(JSON.stringify(m)); return true; }
+      return false;
+    }
+
+    _onMessage(m) {
+      if (m.type === "pong" || m.type === "logged_out") return;
+      if (m.type === "incoming") return this._incoming(m);
+      if (m.type === "feedback_ok") {
+        const p = this._pending.get(m.callId || "");
+        if (p) { this._pending.delete(m.callId || ""); p(); }
+        return;
+      }
+      const call = m.callId && this.calls.get(m.callId);
+      if (call) call._onSignal(m).catch((e) => call._fail(String((e && e.message) || e)));
+      else if (m.type === "error") console.warn(`rtc-voice: far end says: ${m.reason}`);
+    }
+
+    // --- calls --------------------------------------------------------------------------------
     call(to, options) {
-      const call = new Call(this, to, options || {});
+      const call = new RV.Call(this, { direction: "outgoing", to, options });
       this.calls.set(call.id, call);
-      call._start().catch((e) => call._fail(String(e && e.message || e)));
+      call._startOutgoing().catch((e) => call._fail(String((e && e.message) || e)));
       return call;
     }
 
-    _send(m) { if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(m)); }
+    _incoming(m) {
+      if (this.breaks.has("incoming")) return;
+      const call = new RV.Call(this, { direction: "incoming", callId: m.callId, to: m.to, from: m.from,
+                                       offer: m.sdp, headers: m.headers });
+      this.calls.set(call.id, call);
+      this._send({ type: "ringing", callId: call.id });
+      this.emit("incomingCall", { callId: call.id, from: m.from, to: m.to, headers: m.headers || {} });
+    }
+
+    async answer(callId, opts) {
+      const call = this._find(callId, "incoming");
+      try { return await call.answer(opts); }
+      catch (e) {
+        this._send({ type: "reject", callId: call.id, reason: `answer failed: ${e.message || e}` });
+        call._fail(String(e.message || e));
+        throw e;
+      }
+    }
+
+    reject(callId, reason) { this._find(callId, "incoming").reject(reason); }
+
+    _find(callId, state) {
+      const calls = [...this.calls.values()].filter((c) => (!callId || c.id === callId) && (!state || c.state === state));
+      if (!calls.length) throw new Error(callId ? `no ${state || ""} call ${callId}` : `no ${state || "active"} call`);
+      return calls[calls.length - 1];
+    }
+
+    _unload() {
+      for (const call of this.calls.values()) {
+        if (call._unloaded || !call.active) continue;
+        call._unloaded = true;
+        const bye = { type: "bye", callId: call.id, reason: "unload" };
+        this._send(bye);
+        try { navigator.sendBeacon(this.server.replace(/^ws/, "http").replace(/\/ws$/, "/beacon"), JSON.stringify(bye)); }
+        catch (e) { /* no beacon: the WebSocket bye is all there is */ }
+      }
+    }
+
+    // --- devices --------------------------------------------------------------------------------
+    async devices() {
+      const list = await navigator.mediaDevices.enumerateDevices();
+      return list.filter((d) => d.kind === "audioinput" || d.kind === "audiooutput")
+        .map((d) => ({ kind: d.kind, deviceId: d.deviceId, label: d.label }));
+    }
+
+    async setInput(deviceId) {
+      const active = [...this.calls.values()].filter((c) => c.active && c.mic);
+      if (this.breaks.has("input")) { this.emit("inputChanged", { deviceId, callId: active.length ? active[0].id : null }); return; }
+      this.inputDeviceId = deviceId;
+      if (!active.length) this.emit("inputChanged", { deviceId, callId: null });
+      for (const c of active) await c.setInput(deviceId);
+    }
+
+    async setOutput(deviceId) {
+      if (!(global.HTMLMediaElement && "setSinkId" in HTMLMediaElement.prototype)) {
+        throw new Error("not supported: setSinkId is missing");
+      }
+      if (!this.breaks.has("output")) {
+        this.outputDeviceId = deviceId;
+        for (const c of this.calls.values()) if (c.audio) await c.audio.setSinkId(deviceId);
+      }
+      this.emit("outputChanged", { deviceId });
+    }
+
+    // --- quality feedback -----------------------------------------------------------------------
+    async feedback(callId, input) {
+      if (this.breaks.has("feedback")) return { ok: true, errors: [], sent: false };
+      const v = U.validateFeedback(input);
+      if (!v.ok) return { ok: false, errors: v.errors };
+      const key = callId || "";
+      const acked = new Promise((resolve, reject) => {
+        this._pending.set(key, resolve);
+        setTimeout(() => reject(new Error("the far end did not acknowledge the feedback within 5 s")), 5000);
+      });
+      if (!this._send(Object.assign({ type: "feedback", callId }, v.value))) {
+        this._pending.delete(key);
+        return { ok: false, errors: ["not connected to the signalling server"] };
+      }
+      await acked;
+      return Object.assign({ ok: true, errors: [], sent: true, callId }, v.value);
+    }
   }
 
-  global.RtcVoice = { VoiceClient, Call, version: "0.1.0" };
+  RV.VoiceClient = VoiceClient;
+  RV.DEFAULTS = DEFAULTS;
+  RV.version = "0.2.0";
 })(window);
