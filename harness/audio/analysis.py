@@ -74,7 +74,7 @@ def dbfs(x: np.ndarray) -> float:
     rms = float(np.sqrt(np.mean(x * x)))
     if rms <= 1e-6:
         return SILENCE_DBFS
-    return max(SILENCE_DBFS, 20.0 * np.log10(rms))
+    return max(SILENCE_DBFS, float(20.0 * np.log10(rms)))
 
 
 def dominant_hz(x: np.ndarray, rate: int, min_hz: float = 50.0) -> float | None:
