@@ -2,8 +2,9 @@
 its own outgoing Opus bitrate, and a gate to mute what it sends.
 
 aiortc does not offer telephone-event, and its decoder thread dies on the first event packet.
-`enable_telephone_event()` adds the codec (48 kHz only: offered together with 8 kHz, Chromium
-picked 8 kHz, see the platform notes); `RtpTap` takes event packets out of the receive path
+`enable_telephone_event()` adds the codec at 48 and 8 kHz; each offer keeps only the one whose
+clock matches its first codec (`sdp.restrict_audio`: Chromium with both listed picks 8 kHz for
+Opus, and with a 48 kHz one for PCMU stretches every digit 2.75 times). `RtpTap` takes event packets out of the receive path
 before aiortc sees them and renumbers the audio packets after them, so the jitter buffer sees
 no sequence hole (a hole stalls it ~220 ms per digit).
 """
@@ -21,8 +22,10 @@ from av import AudioFrame
 
 from harness.farend.dtmf import Rfc4733Decoder
 
-TELEPHONE_EVENT = RTCRtpCodecParameters(mimeType="audio/telephone-event", clockRate=48000, payloadType=110,
-                                        parameters={"0-15": None})
+TELEPHONE_EVENTS = [
+    RTCRtpCodecParameters(mimeType="audio/telephone-event", clockRate=48000, payloadType=110, parameters={"0-15": None}),
+    RTCRtpCodecParameters(mimeType="audio/telephone-event", clockRate=8000, payloadType=101, parameters={"0-15": None}),
+]
 # aiortc's Opus encoder runs at 96 kbit/s (~125 kbit/s on the wire), which congests slow links.
 # 32 kbit/s is what browsers use for mono voice; a browser's maxaveragebitrate lowers it further.
 OPUS_BITRATE = 32_000
@@ -30,8 +33,12 @@ SERIES_STEP_S = 1.0
 
 
 def enable_telephone_event() -> None:
-    if not any(c.mimeType.lower() == "audio/telephone-event" for c in CODECS["audio"]):
-        CODECS["audio"].append(TELEPHONE_EVENT)  # last, so it never becomes the send codec
+    """Both clocks; every offer is then cut to the one matching its first codec (sdp.restrict_audio),
+    so no description ever lists both."""
+    for codec in TELEPHONE_EVENTS:
+        if not any(c.mimeType.lower() == "audio/telephone-event" and c.clockRate == codec.clockRate
+                   for c in CODECS["audio"]):
+            CODECS["audio"].append(codec)  # last, so it never becomes the send codec
 
 
 def limit_opus(pc, bitrate: int) -> int | None:

@@ -88,3 +88,36 @@ def max_average_bitrate(sdp: str) -> int | None:
         return int(value) if value else None
     except ValueError:
         return None
+
+
+def restrict_audio(sdp: str, keep: list[str] | None = None) -> str:
+    """Rewrite the m=audio section of an offer: keep only the media codecs named in `keep` (in that
+    order; None keeps all, in their order) and only the telephone-event whose clock matches the
+    first media codec. Chromium given a telephone-event at another clock than its send codec
+    stretches every RFC 4733 digit (PCMU with a 48 kHz event: 2.75 times as long)."""
+    codecs = audio_codecs(sdp)
+    media = [c for c in codecs if c["name"].lower() not in NON_MEDIA]
+    if keep is not None:
+        wanted = [k.lower() for k in keep]
+        media = sorted((c for c in media if c["name"].lower() in wanted), key=lambda c: wanted.index(c["name"].lower()))
+    if not media:
+        return sdp
+    clock = media[0]["clock_rate"]
+    events = [c for c in codecs if c["name"].lower() == "telephone-event" and c["clock_rate"] == clock]
+    kept = [c["pt"] for c in media] + [c["pt"] for c in events[:1]]
+    kept += [c["pt"] for c in codecs if c["name"].lower() == "cn" and c["clock_rate"] == clock and keep is None]
+    dropped = {c["pt"] for c in codecs} - set(kept)
+    out, inside = [], False
+    eol = "\r\n" if "\r\n" in sdp else "\n"
+    for ln in sdp.replace("\r\n", "\n").split("\n"):
+        if ln.startswith("m="):
+            inside = ln.startswith("m=audio")
+            if inside:
+                head = ln.split()[:3]
+                ln = " ".join(head + [str(pt) for pt in kept])
+        elif inside:
+            m = re.match(r"a=(?:rtpmap|fmtp|rtcp-fb):(\d+)", ln)
+            if m and int(m[1]) in dropped:
+                continue
+        out.append(ln)
+    return eol.join(out)

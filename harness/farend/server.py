@@ -118,7 +118,8 @@ class FarEndServer:
         self.calls[call_id] = call
         pc = self._peer(call)
         call.remote_sdp = invite["sdp"]
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=invite["sdp"], type="offer"))
+        offer = sdp.restrict_audio(invite["sdp"])  # one telephone-event, at the first codec's clock
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())
         call.local_sdp = pc.localDescription.sdp
         self._negotiated(call, call.local_sdp, call.remote_sdp)
@@ -136,14 +137,12 @@ class FarEndServer:
                     caller=caller, session=session)
         self.calls[call.call_id] = call
         pc = self._peer(call)
-        if codec:
-            caps = RTCRtpSender.getCapabilities("audio").codecs
-            wanted = [c for c in caps if c.mimeType.lower() == f"audio/{codec.lower()}"]
-            if not wanted:
-                raise CallError(400, f"codec {codec!r} is not one the far end has")
-            dtmf = [c for c in caps if c.mimeType.lower() == "audio/telephone-event"]
-            pc.getTransceivers()[0].setCodecPreferences(wanted + dtmf)
-        await pc.setLocalDescription(await pc.createOffer())
+        if codec and not any(c.mimeType.lower() == f"audio/{codec.lower()}"
+                             for c in RTCRtpSender.getCapabilities("audio").codecs):
+            raise CallError(400, f"codec {codec!r} is not one the far end has")
+        offer = await pc.createOffer()
+        offer = RTCSessionDescription(sdp=sdp.restrict_audio(offer.sdp, [codec] if codec else None), type="offer")
+        await pc.setLocalDescription(offer)
         call.local_sdp = pc.localDescription.sdp
         call.invited_at = time.time()
         call.mark("invite_sent", call.invited_at)

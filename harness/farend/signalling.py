@@ -106,7 +106,12 @@ async def _handle(far: "FarEndServer", session: Session, m: dict) -> None:
             await session.send({"type": "call_failed", "callId": call_id, "reason": "call id already used"})
             return
         await session.send({"type": "ringing", "callId": call_id})
-        answer = await far.answer(call_id, session.user, m, session)
+        try:
+            answer = await far.answer(call_id, session.user, m, session)
+        except Exception as err:  # e.g. an offer with no codec in common
+            await far.end(call_id, by="far-end", reason=f"answer failed: {err}")
+            await session.send({"type": "call_failed", "callId": call_id, "reason": f"far end cannot answer: {err}"})
+            return
         await session.send({"type": "answer", "callId": call_id, "sdp": answer})
     elif kind == "bye" and call:
         await far.end(call.call_id, by="browser", reason=m.get("reason"))

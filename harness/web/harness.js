@@ -73,7 +73,7 @@
         const m = { inbound: null, outbound: null, remoteInbound: null, codec: null };
         r.forEach((s) => {
           if (s.kind && s.kind !== "audio") return;
-          if (s.type === "inbound-rtp") m.inbound = { packetsReceived: s.packetsReceived, totalAudioEnergy: s.totalAudioEnergy, audioLevel: s.audioLevel, jitter: s.jitter, packetsLost: s.packetsLost };
+          if (s.type === "inbound-rtp") m.inbound = { packetsReceived: s.packetsReceived, bytesReceived: s.bytesReceived, totalAudioEnergy: s.totalAudioEnergy, audioLevel: s.audioLevel, jitter: s.jitter, packetsLost: s.packetsLost };
           if (s.type === "outbound-rtp") { m.outbound = { packetsSent: s.packetsSent, bytesSent: s.bytesSent, targetBitrate: s.targetBitrate }; if (r.get(s.codecId)) m.codec = Object.assign({}, r.get(s.codecId)); }
           if (s.type === "remote-inbound-rtp") m.remoteInbound = { roundTripTime: s.roundTripTime, fractionLost: s.fractionLost, jitter: s.jitter };
         });
