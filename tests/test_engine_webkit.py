@@ -23,7 +23,7 @@ import pytest
 
 from harness.engines.base import BrowserMissing, BrowserSpec, LaunchContext, PageTimeout
 from harness.engines.webkit import (PLAYWRIGHT, PLAYWRIGHT_WEBKIT_FIX, WEBKITGTK, PlaywrightWebKitBrowser, WebKit,
-                                    choose_driver, has_playwright_webkit, playwright_context_args,
+                                    choose_driver, doctor_row, has_playwright_webkit, playwright_context_args,
                                     playwright_launch_args, playwright_webkit_executable, requested_driver)
 from tests.labutil import wait_until
 
@@ -60,7 +60,8 @@ def test_playwright_webkit_detection_with_a_fake_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(tmp_path))
     path = playwright_webkit_executable()
     assert path.parent.parent == tmp_path and path.name == "pw_run.sh" and path.parent.name.startswith("webkit-")
-    assert not has_playwright_webkit()
+    assert not has_playwright_webkit() and doctor_row()[1] is False
+    assert "playwright install webkit" in doctor_row()[3]
     path.parent.mkdir()
     path.write_text("#!/bin/sh\n")
     assert has_playwright_webkit()
@@ -68,6 +69,7 @@ def test_playwright_webkit_detection_with_a_fake_install(tmp_path, monkeypatch):
     assert playwright_webkit_executable(fake) == tmp_path / "elsewhere" and not has_playwright_webkit(fake)
     assert WebKit().driver_for() == PLAYWRIGHT
     assert WebKit().binary() == str(path)
+    assert doctor_row()[1:3] == (True, str(path))
 
 
 @pytest.mark.parametrize("requested, pw, gtk, chosen", [

@@ -60,6 +60,14 @@ def has_playwright_webkit(playwright=None, executable: str | None = None) -> boo
     return path.is_file()
 
 
+def doctor_row() -> tuple[str, bool, str, str]:
+    """(what, ok, found, fix) for `rtcmatrix doctor`: WebKitGTK alone runs, but cannot call."""
+    path = playwright_webkit_executable()
+    found = path.is_file()
+    return ("Playwright WebKit (WebKit with WebRTC)", found, str(path) if found else f"missing ({path})",
+            PLAYWRIGHT_WEBKIT_FIX)
+
+
 def requested_driver(spec: BrowserSpec | None) -> str | None:
     """The driver a column asks for: its `driver`, else what its `executable` is (a MiniBrowser
     means WebKitGTK, anything else Playwright's WebKit), else None (whichever is installed)."""
@@ -92,7 +100,9 @@ def choose_driver(requested: str | None, playwright_present: bool, webkitgtk_pre
 def playwright_launch_args(ctx: LaunchContext, spec: BrowserSpec, overrides: dict | None = None) -> dict:
     """`playwright.webkit.launch(**this)`. No media flags: Playwright's WebKit answers getUserMedia
     with its mock capture once the context grants the permission, and has no autoplay switch
-    (media that is capturing or playing a MediaStream may autoplay in WebKit)."""
+    (media that is capturing or playing a MediaStream may autoplay in WebKit). Not measured here:
+    whether it allows getUserMedia on the lab's plain-http origin (WebKitGTK needed
+    `-MediaCaptureRequiresSecureConnection` for that)."""
     overrides = dict(overrides or {})
     args = {"headless": True, "env": {**os.environ, **ctx.env, **overrides.pop("env", {})}}
     if spec.executable:
@@ -173,8 +183,9 @@ class WebKit(Engine):
         if self.driver_for(spec) == PLAYWRIGHT:
             return f"Playwright WebKit at {self.binary(spec)}"
         found = webkitgtk.package_version(self.binary(spec))
+        other = "installed, not chosen" if has_playwright_webkit() else "not installed"
         return (f"WebKitGTK {found or '(version unknown)'} over WebDriver (no RTCPeerConnection); "
-                f"Playwright's WebKit: not installed")
+                f"Playwright's WebKit: {other}")
 
     def launch(self, playwright, ctx: LaunchContext, spec: BrowserSpec, overrides: dict) -> RunningBrowser:
         if spec.cpu_throttle:
