@@ -17,6 +17,7 @@ import time
 SECRET_ENV = "RTCM_FAREND_SECRET"
 LEGACY_ENV = "RTCM_FAREND_LEGACY_PASSWORD"
 DEFAULT_TTL_S = 3600.0
+LEGACY_PASSWORD = "rtcmatrix"  # the old fixed password (server.PASSWORD), accepted while the harness moves over
 
 
 def _b64(data: bytes) -> str:

@@ -13,6 +13,14 @@ from harness.farend.media import GatedTrack, RtpTap
 RATE = 48_000
 
 
+class CallError(Exception):
+    """A request the far end refuses: `status` is the HTTP status for the control API."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
 @dataclass
 class Call:
     call_id: str

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from harness.farend.audio import write_wav_bytes
-from harness.farend.calls import Call
+from harness.farend.calls import Call, CallError
 from harness.farend.listener import SILENCE_DBFS, WINDOW_S
 
 if TYPE_CHECKING:
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 
 
 def control_app(far: "FarEndServer") -> web.Application:
-    from harness.farend.server import CallError
-
     app = web.Application()
 
     def find(request: web.Request) -> Call:

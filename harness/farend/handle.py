@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from harness.farend import audio
-from harness.farend.auth import DEFAULT_TTL_S, LEGACY_ENV, SECRET_ENV, Credentials, new_secret
+from harness.farend.auth import DEFAULT_TTL_S, LEGACY_ENV, LEGACY_PASSWORD, SECRET_ENV, Credentials, new_secret
 
 if TYPE_CHECKING:
     from impairments.lab import Lab
@@ -33,10 +33,8 @@ class FarEnd:
                  legacy_password: bool = True, opus_bitrate: int | None = None):
         """`legacy_password`: also accept the old fixed `server.PASSWORD` for any user (until the
         harness logs in with `credentials()`). `opus_bitrate`: the far end's own Opus bit/s."""
-        from harness.farend.server import PASSWORD
-
         self.secret = new_secret()
-        self.legacy_password = PASSWORD if legacy_password else ""
+        self.legacy_password = LEGACY_PASSWORD if legacy_password else ""
         self._credentials = Credentials(self.secret, self.legacy_password)
         self.opus_bitrate = opus_bitrate
         self.lab = lab

@@ -23,8 +23,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.contrib.media import MediaPlayer
 
 from harness.farend import sdp
-from harness.farend.auth import LEGACY_ENV, SECRET_ENV, Credentials, new_secret
-from harness.farend.calls import Call
+from harness.farend.auth import LEGACY_ENV, LEGACY_PASSWORD, SECRET_ENV, Credentials, new_secret
+from harness.farend.calls import Call, CallError
 from harness.farend.control import control_app
 from harness.farend.listener import Listener
 from harness.farend.media import OPUS_BITRATE, GatedTrack, RtpTap, enable_telephone_event, limit_opus
@@ -32,15 +32,9 @@ from harness.farend.signalling import Session, beacon, signalling
 
 log = logging.getLogger("rtcmatrix.farend")
 WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
-PASSWORD = "rtcmatrix"  # legacy fixed password, accepted while the harness moves to FarEnd.credentials()
+PASSWORD = LEGACY_PASSWORD  # accepted for any user until the harness logs in with FarEnd.credentials()
 BYE_GRACE_S = 2.0
 RING_TIMEOUT_S = 30.0
-
-
-class CallError(Exception):
-    def __init__(self, status: int, reason: str):
-        super().__init__(reason)
-        self.status, self.reason = status, reason
 
 
 class FarEndServer:

@@ -59,7 +59,9 @@
                                           remote: p.remoteDescription && p.remoteDescription.sdp })),
     senders: (all) => open(all).flatMap((p) => p.getSenders().filter((s) => s.track && s.track.kind === "audio").map((s) => {
       const settings = s.track.getSettings ? s.track.getSettings() : {};
-      return { trackId: s.track.id, label: s.track.label, deviceId: settings.deviceId || null, enabled: s.track.enabled,
+      const processing = {};
+      for (const k of ["echoCancellation", "noiseSuppression", "autoGainControl"]) if (k in settings) processing[k] = settings[k];
+      return { trackId: s.track.id, label: s.track.label, deviceId: settings.deviceId || null, enabled: s.track.enabled, processing,
                readyState: s.track.readyState, encodings: (s.getParameters().encodings || []).map((e) => Object.assign({}, e)),
                canInsertDTMF: !!(s.dtmf && s.dtmf.canInsertDTMF) };
     })),
