@@ -32,6 +32,7 @@ RUN = pytest.StashKey[RunResult]()
 OUT = pytest.StashKey[Path]()
 CELL_RUN = pytest.StashKey[CellRun]()
 REPORTS = pytest.StashKey[dict]()
+CURRENT = pytest.StashKey[pytest.Item]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -293,6 +294,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         cell_result(item, reports, item.config.stash.get(RUN, None), item.stash.get(CELL_RUN, None))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    """Remember the cell in progress: an interrupt skips its reports, not its place in the results."""
+    item.config.stash[CURRENT] = item
+    outcome = yield
+    if outcome.excinfo is None:
+        item.config.stash[CURRENT] = None
+
+
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     """The report line says when a passing cell is not-supported or degraded."""
     status = dict(report.user_properties).get("rtcm_status") if report.when == "call" and report.passed else None
@@ -306,10 +316,17 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = session.config.stash.get(RUN, None)
     out = session.config.stash.get(OUT, None)
-    if run is None or out is None or not run.cells:
+    if run is None or out is None:
         return
     run.finished_at = time.time()
     run.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    current = session.config.stash.get(CURRENT, None)
+    recorded = {c.id for c in run.cells}
+    spec = getattr(current, "callspec", None)
+    if run.interrupted and spec and isinstance(spec.params.get("cell"), Cell) and spec.params["cell"].id not in recorded:
+        cell_result(current, current.stash.get(REPORTS, {}), run, current.stash.get(CELL_RUN, None), interrupted=True)
+    if not run.cells:
+        return
     from reports.html import write_html
     from reports.summary import write_markdown
 

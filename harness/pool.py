@@ -38,7 +38,8 @@ class BrowserPool:
     def spec(self, name: str) -> BrowserSpec:
         return self.specs.get(name) or BrowserSpec(name=name, engine=name)
 
-    def _driver(self):
+    def driver(self):
+        """The Playwright driver in the client namespace, started on first use."""
         if self.playwright is None:
             self.playwright = start_in_netns(self.lab.client_ns, self.workdir)
         return self.playwright
@@ -48,7 +49,7 @@ class BrowserPool:
         if browser is not None and browser.is_connected():
             return browser
         if browser is not None:
-            self._stop(name)
+            self.stop_browser(name)
         spec = self.spec(name)
         recipe = engine(spec.engine)
         recipe.binary(spec)  # a missing browser says so before any audio server starts
@@ -70,9 +71,9 @@ class BrowserPool:
             if remote:
                 from harness.engines.remote import connect
 
-                browser = connect(self._driver(), spec, remote)
+                browser = connect(self.driver(), spec, remote)
             else:
-                browser = recipe.launch(self._driver(), ctx, spec, overrides)
+                browser = recipe.launch(self.driver(), ctx, spec, overrides)
         except BaseException:
             self._stop_audio(name)
             raise
@@ -88,7 +89,8 @@ class BrowserPool:
             with contextlib.suppress(Exception):
                 server.stop()
 
-    def _stop(self, name: str) -> None:
+    def stop_browser(self, name: str) -> None:
+        """Close a column's browser and its audio server; the next `get` launches afresh."""
         browser = self.running.pop(name, None)
         if browser is not None:
             with contextlib.suppress(Exception):
@@ -97,7 +99,7 @@ class BrowserPool:
 
     def close(self) -> None:
         for name in list(self.running):
-            self._stop(name)
+            self.stop_browser(name)
         for name in list(self.audio):
             self._stop_audio(name)
         if self.playwright is not None:

@@ -53,7 +53,8 @@ class Record:
         self.path.write_text(json.dumps(self.__dict__))
 
 
-def _records() -> list[Record]:
+def records() -> list[Record]:
+    """The labs on record, live or not."""
     out = []
     for path in sorted(RECORDS.glob("*.json")) if RECORDS.is_dir() else []:
         with contextlib.suppress(ValueError, TypeError, OSError):
@@ -75,7 +76,7 @@ def _locked():
 def claim(lab_id: str, namespaces: list[str], slots: int) -> Record:
     """Record a new lab under the lock and give it a free address slot."""
     with _locked():
-        taken = {r.index for r in _records() if r.owner_alive()}
+        taken = {r.index for r in records() if r.owner_alive()}
         free = next((i for i in range(slots) if i not in taken), None)
         if free is None:
             raise RuntimeError(f"all {slots} lab slots are in use; run `rtcmatrix lab down --all`")
@@ -166,9 +167,8 @@ def sweep(include_live: bool = False) -> list[str]:
 def _sweep(include_live: bool) -> list[str]:
     removed = []
     with _locked():
-        records = _records()
         live = set()
-        for record in records:
+        for record in records():
             if record.owner_alive() and not include_live:
                 live.update(record.namespaces)
             else:

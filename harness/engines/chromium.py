@@ -22,6 +22,17 @@ from harness.engines.base import BrowserMissing, BrowserSpec, Engine, LaunchCont
 from harness.engines.playwright_page import PlaywrightPage
 
 DEVTOOLS = re.compile(r"DevTools listening on (ws://\S+)")
+# A --disable-features switch of ours replaces Playwright's own (only the last one counts), so its
+# list (Playwright 1.64.1) is repeated here. WebRtcHideLocalIpsWithMdns: measured, Chromium's mDNS
+# responder joins 224.0.0.251 during a call with real audio devices, an IGMP report off the lab.
+PLAYWRIGHT_DISABLED_FEATURES = [
+    "AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "DialMediaRouteProvider",
+    "GlobalMediaControls", "HttpsUpgrades", "LensOverlay", "MediaRouter", "PaintHolding",
+    "ThirdPartyStoragePartitioning", "BlockOriginHeaderModificationOnRedirect",
+    "AvoidCorsURLLoaderRestartOnRedirect", "Translate", "AutoDeElevate", "OptimizationHints",
+    "NetworkTimeServiceQuerying", "AimEnabled",
+]
+DISABLED_FEATURES = PLAYWRIGHT_DISABLED_FEATURES + ["WebRtcHideLocalIpsWithMdns"]
 
 
 def chromium_args(ctx: LaunchContext, spec: BrowserSpec) -> list[str]:
@@ -32,6 +43,7 @@ def chromium_args(ctx: LaunchContext, spec: BrowserSpec) -> list[str]:
         "--disable-background-networking",
         "--disable-component-update",
         "--no-first-run",
+        "--disable-features=" + ",".join(DISABLED_FEATURES),
         # Anything outside the lab fails at once instead of waiting on DNS (STUN, telemetry, an SDK's own hosts).
         f"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE {ctx.exclude_host}" if ctx.exclude_host
         else "--host-resolver-rules=MAP * ~NOTFOUND",

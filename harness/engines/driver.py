@@ -22,7 +22,9 @@ def start_in_netns(netns: str, workdir: Path) -> Playwright:
     """Start a Playwright driver whose node process runs in `netns`; `.stop()` ends it."""
     node, _cli = compute_driver_executable()
     wrapper = workdir / "playwright-node-in-lab"
-    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {netns} {node} "$@"\n')
+    # setsid: a terminal's Ctrl-C goes to its foreground process group; the driver and its
+    # browsers must outlive it long enough for the run to wind down and record the interrupt.
+    wrapper.write_text(f'#!/bin/sh\nexec setsid ip netns exec {netns} {node} "$@"\n')
     wrapper.chmod(0o755)
     handle = sync_playwright()
     with _ENV_LOCK:  # the driver path is read from the environment once, at start

@@ -51,7 +51,9 @@ def firefox_prefs(spec: BrowserSpec, extra: dict | None = None) -> dict:
     if spec.audio == "fake":
         prefs.update(FAKE_PREFS)
     else:
-        prefs["media.navigator.streams.fake"] = False  # the audio server's virtual devices
+        from harness.audio.pulse import FIREFOX_PREFS
+
+        prefs.update(FIREFOX_PREFS)  # the audio server's virtual devices
     prefs.update(extra or {})
     return prefs
 
