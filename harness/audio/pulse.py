@@ -3,7 +3,7 @@
 The daemon runs inside the browser's network namespace, so the lab's sweep (which kills every
 process of an `rtcm-*` namespace) removes it too. A watchdog shell holds a pipe from this
 process: when we die, however we die, the pipe closes and the shell kills the daemon; the
-speaker recorders exit on their own once the daemon is gone.
+speaker recorders (parec) exit on their own once the daemon is gone.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -19,7 +20,9 @@ import time
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import numpy as np
 import pulsectl
 
 from harness.audio.analysis import dominant_hz, read_wav
@@ -31,16 +34,12 @@ PREBUFFER_S = 0.02  # ...keeping at most this much ahead of real time, so the so
 SOCKET_MAX = 107    # sun_path
 
 # Chromium with real (PulseAudio) devices: no --use-fake-device-for-media-stream, which bypasses them.
-CHROMIUM_ARGS = [
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
+CHROMIUM_ARGS = ["--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required"]
 # Playwright launches Chromium with --mute-audio, which plays silence to every sink: pass this as
-# `ignore_default_args` or the speakers record nothing.
+# `ignore_default_args`, or the speakers record nothing.
 CHROMIUM_IGNORE_DEFAULT_ARGS = ["--mute-audio"]
-# Firefox ESR with real devices. setSinkId (like all of [SecureContext]) is missing on a page served
-# over http from a lab address unless the host is on dom.securecontext.allowlist (see firefox_prefs);
-# the insecure-media prefs alone make getUserMedia work but not setSinkId.
+# Firefox ESR with real devices. setSinkId, being [SecureContext], is missing on a page served over
+# http from a lab address even with the insecure-media prefs; firefox_prefs(origin) allowlists the host.
 FIREFOX_PREFS: dict[str, object] = {
     "media.navigator.streams.fake": False,
     "media.navigator.permission.disabled": True,
@@ -59,28 +58,21 @@ def chromium_args(origin: str | None = None) -> list[str]:
 
 
 def firefox_prefs(origin: str | None = None) -> dict[str, object]:
-    """FIREFOX_PREFS, plus treating `origin`'s host as a secure context (which setSinkId needs)."""
-    host = origin.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0] if origin else ""
-    return {**FIREFOX_PREFS, **({"dom.securecontext.allowlist": host} if host else {})}
+    """FIREFOX_PREFS, plus treating `origin`'s host as a secure context (setSinkId needs one).
+
+    A secure page would then upgrade its own http:// <audio>/<video> URLs to https ("mixed display
+    content") and fail with MediaError 4; the second pref stops that."""
+    host = urlsplit(origin).hostname if origin else None
+    extra = {"dom.securecontext.allowlist": host, "security.mixed_content.upgrade_display_content": False}
+    return {**FIREFOX_PREFS, **(extra if host else {})}
 
 
-# The daemon's own settings, instead of /etc/pulse/daemon.conf (read through PULSE_CONFIG).
-DAEMON_CONF = f"""\
-daemonize = no
-allow-exit = no
-use-pid-file = no
-system-instance = no
-exit-idle-time = -1
-realtime-scheduling = no
-high-priority = no
-flat-volumes = no
-default-sample-format = s16le
-default-sample-rate = {RATE}
-alternate-sample-rate = {RATE}
-default-sample-channels = 2
-log-target = stderr
-log-level = notice
-"""
+# Our daemon.conf (through PULSE_CONFIG) instead of /etc/pulse/daemon.conf.
+DAEMON_CONF = "".join(f"{k} = {v}\n" for k, v in {
+    "daemonize": "no", "allow-exit": "no", "use-pid-file": "no", "system-instance": "no",
+    "exit-idle-time": -1, "realtime-scheduling": "no", "high-priority": "no", "flat-volumes": "no",
+    "default-sample-format": "s16le", "default-sample-rate": RATE, "alternate-sample-rate": RATE,
+    "default-sample-channels": 2, "log-target": "stderr", "log-level": "notice"}.items())
 
 
 class AudioError(RuntimeError):
@@ -91,9 +83,8 @@ class AudioError(RuntimeError):
 class _Mic:
     name: str
     wav: Path
-    description: str
-    source: str
     fifo: Path
+    description: str = ""
     module: int | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
@@ -102,33 +93,37 @@ class _Mic:
 @dataclass
 class _Speaker:
     name: str
-    description: str
-    sink: str
     raw: Path
     wav: Path
     module: int | None = None
     proc: subprocess.Popen | None = None
-    started_at: float | None = None  # wall clock of the recording's first sample
+    started_at: float | None = None  # wall clock (time.time()) of the recording's first sample
+
+    @property
+    def description(self) -> str:
+        return f"rtcm speaker {self.name}"
 
 
 class AudioServer:
     """One pulseaudio daemon with named mics (each looping a WAV) and speakers (each recorded)."""
 
     def __init__(self, netns: str, workdir: Path, mics: dict[str, Path], speakers: list[str]):
+        for name in [*mics, *speakers]:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", name):
+                raise ValueError(f"device name {name!r}: use letters, digits, '-' or '_'")
         self.netns = netns
         self.workdir = Path(workdir).resolve()
         self.socket = self.workdir / "native"
-        self._mics = {n: _Mic(n, Path(p).resolve(), "", f"rtcm_mic_{n}", self.workdir / f"mic-{n}.fifo")
-                      for n, p in mics.items()}
-        self._speakers = {n: _Speaker(n, f"rtcm speaker {n}", f"rtcm_spk_{n}", self.workdir / f"speaker-{n}.raw",
-                                      self.workdir / f"speaker-{n}.wav") for n in speakers}
+        self._mics = {n: _Mic(n, Path(p).resolve(), self.workdir / f"mic-{n}.fifo") for n, p in mics.items()}
+        self._speakers = {n: _Speaker(n, self.workdir / f"speaker-{n}.raw", self.workdir / f"speaker-{n}.wav")
+                          for n in speakers}
         self._watchdog: subprocess.Popen | None = None
         self._lifeline: int | None = None
         self.started_s: float | None = None  # how long start() took
 
-    # --- lifecycle ----------------------------------------------------------------------------
-
     def start(self) -> AudioServer:
+        if self._watchdog is not None:
+            raise AudioError("this AudioServer was already started; make a new one")
         t0 = time.monotonic()
         for tool, pkg in (("pulseaudio", "pulseaudio"), ("parec", "pulseaudio-utils"), ("ip", "iproute2")):
             if not shutil.which(tool):
@@ -137,9 +132,9 @@ class AudioServer:
             raise AudioError(f"network namespace {self.netns!r} does not exist")
         if len(str(self.socket)) > SOCKET_MAX:
             raise AudioError(f"workdir {self.workdir} is too long for a unix socket path; use a shorter one")
-        for mic in self._mics.values():
-            if not mic.wav.is_file():
-                raise AudioError(f"mic {mic.name}: no such WAV {mic.wav}")
+        missing = [f"{m.name}: {m.wav}" for m in self._mics.values() if not m.wav.is_file()]
+        if missing:
+            raise AudioError(f"no such mic WAV: {', '.join(missing)}")
         try:
             self._start_daemon()
             self._load_devices()
@@ -151,78 +146,74 @@ class AudioServer:
         return self
 
     def _start_daemon(self) -> None:
-        home = self.workdir / "home"
-        for d in (home, self.workdir / "runtime", self.workdir / "state"):
-            d.mkdir(parents=True, exist_ok=True)
+        for d in ("home", "runtime", "state"):
+            (self.workdir / d).mkdir(parents=True, exist_ok=True)
         (self.workdir / "daemon.conf").write_text(DAEMON_CONF)
-        conf = self.workdir / "default.pa"
-        conf.write_text(f"load-module module-native-protocol-unix socket={self.socket} auth-anonymous=1\n")
         (self.workdir / "client.conf").write_text("autospawn = no\n")
+        script = self.workdir / "default.pa"
+        script.write_text(f"load-module module-native-protocol-unix socket={self.socket} auth-anonymous=1\n")
         self.socket.unlink(missing_ok=True)
-        # -n -F: only our startup script (and, through PULSE_CONFIG, our daemon.conf). As root, user
-        # mode (--system=no) only warns; it needs no cookie as the socket allows anonymous clients.
-        cmd = ["pulseaudio", "-n", "-F", str(conf), "--daemonize=no", "--exit-idle-time=-1",
+        # -n -F: only our startup script. As root, user mode (--system=no) only warns, and with an
+        # anonymous socket no cookie is needed: nothing of /root or a user session is touched.
+        cmd = ["pulseaudio", "-n", "-F", str(script), "--daemonize=no", "--exit-idle-time=-1",
                "--disallow-exit", "--use-pid-file=no", "--system=no"]
-        # The shell waits on the lifeline pipe: EOF (our exit, even SIGKILL) kills the daemon.
-        script = '"$@" & p=$!; read _ ; kill $p 2>/dev/null; wait $p'
+        watch = '"$@" & p=$!; read _ ; kill $p 2>/dev/null; wait $p'  # EOF on stdin: we are gone
         read_end, self._lifeline = os.pipe()
-        log = open(self.workdir / "pulseaudio.log", "wb")
-        try:
-            self._watchdog = subprocess.Popen(
-                ["ip", "netns", "exec", self.netns, "sh", "-c", script, "sh", *cmd],
-                stdin=read_end, stdout=log, stderr=subprocess.STDOUT, env=self._daemon_env(home),
-                start_new_session=True)
-        finally:
-            os.close(read_end)
-            log.close()
+        with open(self.workdir / "pulseaudio.log", "wb") as log:
+            try:
+                self._watchdog = subprocess.Popen(
+                    ["ip", "netns", "exec", self.netns, "sh", "-c", watch, "sh", *cmd], stdin=read_end,
+                    stdout=log, stderr=subprocess.STDOUT, env=self._daemon_env(), start_new_session=True)
+            finally:
+                os.close(read_end)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._watchdog.poll() is not None:
                 raise AudioError(f"pulseaudio exited at start: {self._log_tail()}")
             if self.socket.exists():
-                with contextlib.suppress(pulsectl.PulseError):
-                    with self._pulse():
-                        return
+                with contextlib.suppress(pulsectl.PulseError), self._pulse():
+                    return
             time.sleep(0.02)
         raise AudioError(f"pulseaudio did not answer within {START_TIMEOUT_S:.0f} s: {self._log_tail()}")
 
-    def _daemon_env(self, home: Path) -> dict[str, str]:
-        # Nothing from a user session: no DISPLAY or D-Bus (X11/dbus autolaunch would leave daemons behind).
-        return {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": str(home),
-                "XDG_RUNTIME_DIR": str(self.workdir / "runtime"), "XDG_CONFIG_HOME": str(home / ".config"),
-                "PULSE_RUNTIME_PATH": str(self.workdir / "runtime"), "PULSE_STATE_PATH": str(self.workdir / "state"),
-                "PULSE_CONFIG": str(self.workdir / "daemon.conf"),
-                "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent", "LANG": "C.UTF-8"}
+    def _daemon_env(self) -> dict[str, str]:
+        # Nothing from a user session: with DISPLAY or a session bus it would autolaunch dbus/X11 helpers.
+        w = self.workdir
+        return {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": str(w / "home"),
+                "XDG_RUNTIME_DIR": str(w / "runtime"), "XDG_CONFIG_HOME": str(w / "home"),
+                "PULSE_RUNTIME_PATH": str(w / "runtime"), "PULSE_STATE_PATH": str(w / "state"),
+                "PULSE_CONFIG": str(w / "daemon.conf"), "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent",
+                "LANG": "C.UTF-8"}
 
     def _load_devices(self) -> None:
         with self._pulse() as pulse:
             for spk in self._speakers.values():
                 spk.module = pulse.module_load("module-null-sink", _args(
-                    sink_name=spk.sink, rate=RATE, channels=2,
+                    sink_name=f"rtcm_spk_{spk.name}", rate=RATE, channels=2,
                     sink_properties=f"device.description='{spk.description}'"))
             for mic in self._mics.values():
                 x, rate = read_wav(mic.wav)
-                hz = dominant_hz(x, rate)
-                mic.description = f"rtcm mic {mic.name} ({hz:.0f} Hz)" if hz else f"rtcm mic {mic.name} ({mic.wav.name})"
+                hz = _tone_hz(x, rate)
+                mic.description = f"rtcm mic {mic.name} ({f'{hz:.0f} Hz' if hz else mic.wav.name})"
                 mic.fifo.unlink(missing_ok=True)
                 mic.module = pulse.module_load("module-pipe-source", _args(
-                    source_name=mic.source, file=mic.fifo, format="s16le", rate=rate, channels=1,
+                    source_name=f"rtcm_mic_{mic.name}", file=mic.fifo, format="s16le", rate=rate, channels=1,
                     source_properties=f"device.description='{mic.description}'"))
                 pcm = (x * 32767).astype("<i2").tobytes()
                 mic.thread = threading.Thread(target=_feed, args=(mic, pcm, rate), daemon=True,
                                               name=f"rtcm-mic-{mic.name}")
                 mic.thread.start()
             if self._speakers:
-                pulse.sink_default_set(next(iter(self._speakers.values())).sink)
+                pulse.sink_default_set(f"rtcm_spk_{next(iter(self._speakers))}")
             if self._mics:
-                pulse.source_default_set(next(iter(self._mics.values())).source)
+                pulse.source_default_set(f"rtcm_mic_{next(iter(self._mics))}")
 
     def _start_recorders(self) -> None:
-        env = {**self._daemon_env(self.workdir / "home"), **self.env}
+        env = {**self._daemon_env(), **self.env}
         for spk in self._speakers.values():
             with open(spk.raw, "wb") as out:
                 spk.proc = subprocess.Popen(
-                    ["ip", "netns", "exec", self.netns, "parec", f"--device={spk.sink}.monitor", "--raw",
+                    ["ip", "netns", "exec", self.netns, "parec", f"--device=rtcm_spk_{spk.name}.monitor", "--raw",
                      "--format=s16le", f"--rate={RATE}", "--channels=1", "--latency-msec=20",
                      f"--client-name=rtcm-recorder-{spk.name}"],
                     stdout=out, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
@@ -232,12 +223,12 @@ class AudioServer:
                 if time.monotonic() > deadline:
                     raise AudioError(f"the speaker recorders did not connect within {START_TIMEOUT_S:.0f} s")
                 time.sleep(0.005)
-            # An idle null sink renders in 2 s blocks, so a new monitor stream would wait up to 2 s for
-            # its first sample; a suspend/resume restarts the sink's clock at the stream's low latency.
+            # An idle null sink renders in 2 s blocks, so a new monitor stream would wait up to 2 s
+            # for its first sample; suspend/resume restarts the sink's clock at the stream's latency.
             for spk in self._speakers.values():
-                sink = pulse.get_sink_by_name(spk.sink)
-                pulse.sink_suspend(sink.index, 1)
-                pulse.sink_suspend(sink.index, 0)
+                index = pulse.get_sink_by_name(f"rtcm_spk_{spk.name}").index
+                pulse.sink_suspend(index, 1)
+                pulse.sink_suspend(index, 0)
         for spk in self._speakers.values():
             while not spk.raw.stat().st_size:
                 if spk.proc.poll() is not None:
@@ -245,11 +236,11 @@ class AudioServer:
                 if time.monotonic() > deadline:
                     raise AudioError(f"speaker {spk.name}: nothing recorded within {START_TIMEOUT_S:.0f} s")
                 time.sleep(0.002)
-            # The recording is continuous from its first sample on, so this maps wall clock to offset.
+            # From its first sample on the recording is continuous: this maps wall clock to offset.
             spk.started_at = time.time() - spk.raw.stat().st_size / 2 / RATE
 
     def stop(self) -> None:
-        """Idempotent; safe after a failed start."""
+        """Idempotent, and safe after a failed start; the recordings stay readable."""
         for mic in self._mics.values():
             mic.stop.set()
         for spk in self._speakers.values():
@@ -280,8 +271,6 @@ class AudioServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    # --- what callers use ---------------------------------------------------------------------
-
     @property
     def env(self) -> dict[str, str]:
         """Environment for a browser: this server only, and never autospawn another one."""
@@ -296,7 +285,7 @@ class AudioServer:
         return list(self._speakers)
 
     def mic_label(self, name: str) -> str:
-        """What browsers show as the mic's enumerateDevices() label."""
+        """What browsers show as the mic's enumerateDevices() label, e.g. "rtcm mic a (440 Hz)"."""
         return self._mics[name].description
 
     def speaker_label(self, name: str) -> str:
@@ -305,15 +294,14 @@ class AudioServer:
     def remove_mic(self, name: str) -> None:
         """Unplug: the source disappears while clients may still be capturing from it."""
         mic = self._mics[name]
-        if mic.module is None:
-            return
-        mic.stop.set()
-        with self._pulse() as pulse:
-            pulse.module_unload(mic.module)
-        mic.module = None
+        if mic.module is not None:
+            mic.stop.set()
+            with self._pulse() as pulse:
+                pulse.module_unload(mic.module)
+            mic.module = None
 
     def recording(self, name: str) -> Path:
-        """Everything speaker `name` played so far, as a finished 48 kHz mono WAV."""
+        """Everything speaker `name` played so far, as a finished 48 kHz mono WAV (rewritten each call)."""
         spk = self._speakers[name]
         pcm = spk.raw.read_bytes()
         with wave.open(str(spk.wav), "wb") as w:
@@ -324,13 +312,11 @@ class AudioServer:
         return spk.wav
 
     def offset_s(self, name: str, at: float) -> float:
-        """Where wall-clock time `at` (time.time()) falls in speaker `name`'s recording."""
+        """Where wall-clock time `at` (time.time()) falls in speaker `name`'s recording (+/- 20 ms)."""
         started = self._speakers[name].started_at
         if started is None:
             raise AudioError(f"speaker {name} is not recording")
         return at - started
-
-    # --- internals ----------------------------------------------------------------------------
 
     def _pulse(self) -> pulsectl.Pulse:
         return pulsectl.Pulse("rtcmatrix-audio", server=f"unix:{self.socket}")
@@ -341,28 +327,39 @@ class AudioServer:
         return "(no log)"
 
 
+def _tone_hz(x: np.ndarray, rate: int) -> float | None:
+    """The WAV's frequency if it is a steady tone (most energy within 2 % of one peak), else None."""
+    x = x[: 2 * rate]
+    hz = dominant_hz(x, rate)
+    if not hz:
+        return None
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.size))) ** 2
+    near = np.abs(np.fft.rfftfreq(x.size, 1 / rate) - hz) < 0.02 * hz
+    return hz if spec[near].sum() > 0.8 * spec.sum() else None
+
+
 def _args(**kw) -> str:
     return " ".join(f'{k}="{v}"' if " " in str(v) or "'" in str(v) else f"{k}={v}" for k, v in kw.items())
 
 
 def _feed(mic: _Mic, pcm: bytes, rate: int) -> None:
     """Loop the WAV into the FIFO at real time: writing ahead would queue latency in the pipe."""
-    try:
-        fd = os.open(mic.fifo, os.O_WRONLY)
+    try:  # O_NONBLOCK: fail at once (ENXIO) rather than hang if the source is already gone
+        fd = os.open(mic.fifo, os.O_WRONLY | os.O_NONBLOCK)
     except OSError:
         return
+    os.set_blocking(fd, True)
     with contextlib.suppress(OSError):  # a small pipe bounds the stale audio queued while nobody reads
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 4096)
     chunk = int(CHUNK_S * rate) * 2
-    start = time.monotonic()
-    sent = pos = 0
+    start, sent, pos = time.monotonic(), 0, 0
     try:
         while not mic.stop.is_set():
             ahead = sent / 2 / rate - (time.monotonic() - start)
             if ahead > PREBUFFER_S:
                 time.sleep(ahead - PREBUFFER_S + CHUNK_S / 2)
                 continue
-            if ahead < -0.5:  # we were starved (a stalled process): resync rather than burst
+            if ahead < -0.5:  # we were stalled (or blocked while nobody read): resync, do not burst
                 start, sent = time.monotonic(), 0
             piece = pcm[pos:pos + chunk]
             if len(piece) < chunk:
