@@ -217,11 +217,15 @@ def doctor() -> None:
             rows.append((f"browser {name}", True, engine(name).version(), ""))
         except BrowserMissing as e:
             rows.append((f"browser {name}", False, "missing", str(e)))
-    ff = shutil.which("firefox-esr")
-    rows.append(("firefox-esr binary (no engine recipe yet)", bool(ff), ff or "missing", "apt-get install firefox-esr"))
+    from harness.engines.webkit import doctor_row
+
+    rows.append(doctor_row())
     for tool, pkg, why in (("espeak-ng", "espeak-ng", "the far end's spoken prompt (else a chime)"),
                            ("sox", "sox", "audio conversion and measurement"),
-                           ("pulseaudio", "pulseaudio", "an audio server for Firefox")):
+                           ("pulseaudio", "pulseaudio pulseaudio-utils",
+                            "a private audio server per browser: virtual microphones and speakers (Firefox needs one)"),
+                           ("parec", "pulseaudio-utils", "records the virtual speakers"),
+                           ("Xvfb", "xvfb", "a display for WebKitGTK")):
         found = shutil.which(tool)
         rows.append((tool, bool(found), found or "missing", f"apt-get install {pkg}: {why}"))
     from importlib.metadata import version

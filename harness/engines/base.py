@@ -35,7 +35,7 @@ class BrowserSpec:
     cpu_throttle: float | None = None
     executable: str | None = None
     channel: str | None = None
-    driver: str | None = None  # webkit: "playwright" or "webkitgtk"; default: whichever is installed
+    driver: str | None = None  # webkit: "playwright" (Playwright's WebKit) or "webkitgtk"; default: whichever is installed
     audio: str = "pulse"  # "pulse" (virtual devices) or "fake" (the engine's own fake capture)
 
 
@@ -76,11 +76,14 @@ class Page(Protocol):
 class RunningBrowser(ABC):
     """A launched browser. One per engine per run; a fresh context (profile state) per page."""
 
-    driver: str  # "playwright-cdp", "playwright-bidi", "webdriver"
+    driver: str  # "playwright-cdp", "playwright-bidi", "playwright-webkit", "webdriver"
     version: str
+    trace: bool = False  # keep a Playwright trace of each page, for the evidence of a failed cell
 
     @abstractmethod
-    def new_page(self, context_args: dict | None = None) -> Page: ...
+    def new_page(self, context_args: dict | None = None, lifecycle: bool = False) -> Page:
+        """A fresh page (and profile state). `lifecycle`: one that can go to the background
+        (`page.lifecycle` is then set; it stays None where the engine cannot)."""
 
     @abstractmethod
     def is_connected(self) -> bool: ...
