@@ -41,6 +41,10 @@ def run(
     scenario: list[str] = typer.Option([], "--scenario", help="only this scenario (repeatable)"),
     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default reports/out/<timestamp>)"),
     backend: Optional[str] = typer.Option(None, "--backend", help="auto | host | uml"),
+    browser_path: list[str] = typer.Option([], "--browser-path", metavar="NAME=PATH",
+                                           help="another binary for a browser column or engine (repeatable)"),
+    browser_channel: list[str] = typer.Option([], "--browser-channel", metavar="NAME=CHANNEL",
+                                              help="a Playwright channel for a browser column or engine (repeatable)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show pytest's own output"),
 ) -> None:
     """Run the matrix and write results.json, report.html, summary.md and junit.xml.
@@ -51,8 +55,11 @@ def run(
 
     if backend not in (None, "auto", "host", "uml"):
         fail(f"--backend: {backend!r} is not one of auto, host, uml")
+    from harness.plugin import pairs
+
     try:
-        m = load(matrix, browser, profile, scenario, list(SCENARIOS), list(ENGINES))
+        m = load(matrix, browser, profile, scenario, list(SCENARIOS), list(ENGINES),
+                 executables=pairs("--browser-path", browser_path), channels=pairs("--browser-channel", browser_channel))
     except (MatrixError, ProfileError) as e:
         fail(str(e))
     need_root()
@@ -61,7 +68,8 @@ def run(
     args = [str(SCENARIO_DIR), "--matrix", str(matrix.resolve()), "--rtcm-out", str(out),
             "--junitxml", str(out / "junit.xml"), "-p", "no:cacheprovider", "--rootdir", str(SCENARIO_DIR),
             "-c", os.devnull] + _plugin_args()
-    for flag, values in (("--rtcm-browser", browser), ("--rtcm-profile", profile), ("--rtcm-scenario", scenario)):
+    for flag, values in (("--rtcm-browser", browser), ("--rtcm-profile", profile), ("--rtcm-scenario", scenario),
+                         ("--rtcm-browser-path", browser_path), ("--rtcm-browser-channel", browser_channel)):
         for v in values:
             args += [flag, v]
     if backend:

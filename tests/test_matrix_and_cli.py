@@ -1,5 +1,6 @@
 """Bad input gets one clear message naming the field, and no traceback."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,33 @@ runner = CliRunner()
 def test_default_matrix_expands_profile_major():
     m = load(DEFAULT_MATRIX, known_scenarios=list(SCENARIOS), known_browsers=list(ENGINES))
     ids = [c.id for c in m.cells()]
-    assert ids == ["chromium-ideal-outbound-call", "chromium-3g-outbound-call"]
+    assert ids[:3] == ["chromium-ideal-outbound-call", "chromium-ideal-page-load", "firefox-ideal-outbound-call"]
+    assert len(ids) == 12 and ids[-1] == "webkit-3g-page-load"
+
+
+def test_browser_columns_with_options(tmp_path):
+    f = tmp_path / "m.yaml"
+    f.write_text("browsers: [chromium, {name: chromium-pixel7, engine: chromium, device: 'Pixel 7', cpu_throttle: 4},"
+                 " {name: ff-fake, engine: firefox, audio: fake}]\nprofiles: [ideal]\nscenarios: [outbound-call]\n")
+    m = load(f, known_scenarios=list(SCENARIOS), known_browsers=list(ENGINES), executables={"firefox": "/opt/ff"})
+    assert m.browsers == ["chromium", "chromium-pixel7", "ff-fake"]
+    assert m.specs["chromium-pixel7"].device == "Pixel 7" and m.specs["chromium-pixel7"].cpu_throttle == 4
+    assert m.specs["chromium"].audio == "pulse" and m.specs["ff-fake"].audio == "fake"
+    assert m.specs["ff-fake"].executable == "/opt/ff" and m.specs["chromium"].executable is None
+    assert [c.id for c in m.cells()][1] == "chromium-pixel7-ideal-outbound-call"
+
+
+@pytest.mark.parametrize("browsers, message", [
+    ("[{name: x, engine: netscape}]", "browsers[0]: unknown engine 'netscape'"),
+    ("[chromium, {name: chromium, engine: chromium}]", "two columns are named 'chromium'"),
+    ("[{name: 'a b', engine: chromium}]", "browsers.0.Column.name"),
+    ("[{name: x, engine: chromium, cpu_throttle: 0}]", "cpu_throttle"),
+])
+def test_bad_columns_name_the_field(tmp_path, browsers, message):
+    f = tmp_path / "m.yaml"
+    f.write_text(f"browsers: {browsers}\nprofiles: [ideal]\nscenarios: [outbound-call]\n")
+    with pytest.raises(MatrixError, match=re.escape(message)):
+        load(f, known_scenarios=list(SCENARIOS), known_browsers=list(ENGINES))
 
 
 def test_filters_narrow_and_validate(tmp_path):
@@ -46,7 +73,9 @@ def test_cli_bad_input_is_one_message_and_exit_2(tmp_path):
     for args, needle in ((["run", "--profile", str(bad)], "loss_pct"),
                          (["run", "--browser", "netscape"], "unknown browser"),
                          (["run", "--matrix", str(tmp_path / "none.yaml")], "cannot read the matrix file"),
-                         (["run", "--backend", "vmware"], "--backend")):
+                         (["run", "--backend", "vmware"], "--backend"),
+                         (["run", "--browser-path", "firefox"], "give NAME=VALUE"),
+                         (["run", "--browser-path", "opera=/x"], "no browser column or engine named 'opera'")):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert needle in result.output and "Traceback" not in result.output

@@ -25,26 +25,39 @@ def _leftovers_after(before: set[str]) -> list[str]:
 def test_default_matrix_acceptance(tmp_path: Path):
     out = tmp_path / "out"
     before = set(sweep.our_namespaces())
-    proc = subprocess.run(CLI + ["run", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(CLI + ["run", "--out", str(out)], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Report:" in proc.stdout and str(out / "report.html") in proc.stdout.replace("\n", "")
     results = json.loads((out / "results.json").read_text())
     assert results["lab"]["backend"] in ("uml-netem", "host-netem")
-    cells = {c["profile"]: c for c in results["cells"]}
-    assert set(cells) == {"ideal", "3g"}
-    for c in cells.values():
-        assert c["verdict"] == "passed", c["reason"]
-        assert "far-end" in c["proven_by"] and "wire" in c["proven_by"]
-        assert c["browser_version"]
-        assert c["link"]["configured"] and c["link"]["measured"]
-        assert Path(c["evidence"]["stats"]).exists() and Path(c["evidence"]["farend"]).exists()
-    configured_rtt = 200.0  # 3g: 100 ms each way
-    assert abs(cells["3g"]["metrics"]["rtt_ms"] - configured_rtt) <= 0.15 * configured_rtt
-    assert cells["ideal"]["metrics"]["rtt_ms"] < 10
+    cells = {(c["browser"], c["profile"], c["scenario"]): c for c in results["cells"]}
+    assert len(cells) == 12
+    for browser in ("chromium", "firefox"):
+        for profile in ("ideal", "3g"):
+            c = cells[(browser, profile, "outbound-call")]
+            assert c["status"] == "supported", c["reason"]
+            assert "far-end" in c["proven_by"] and "wire" in c["proven_by"]
+            assert c["browser_version"]
+            assert c["link"]["configured"] and c["link"]["measured"]
+            assert Path(c["evidence"]["stats"]).exists() and Path(c["evidence"]["farend"]).exists()
+        configured_rtt = 200.0  # 3g: 100 ms each way
+        assert abs(cells[(browser, "3g", "outbound-call")]["metrics"]["rtt_ms"] - configured_rtt) <= 0.15 * configured_rtt
+        assert cells[(browser, "ideal", "outbound-call")]["metrics"]["rtt_ms"] < 10
+    for profile in ("ideal", "3g"):
+        webkit = cells[("webkit", profile, "outbound-call")]
+        assert webkit["status"] == "not-supported"
+        assert webkit["reason"] == "Not supported: this WebKit build has no WebRTC (RTCPeerConnection is undefined)"
+        event = json.loads(Path(webkit["evidence"]["not-supported"]).read_text())["event"]
+        assert event and event["type"] == "webrtcNotSupported"
+        load = cells[("webkit", profile, "page-load")]
+        assert load["status"] == "supported" and load["metrics"]["load_ms"] > 0 and "wire" in load["proven_by"]
+    assert results["engines"]["firefox"]["driver"] == "playwright-bidi"
+    assert results["engines"]["webkit"]["driver"] == "webdriver"
+    assert results["engines"]["chromium"]["audio"] == "pulse"
     html = (out / "report.html").read_text()
-    assert "Make outbound call" in html and "Supported" in html
+    assert "Make outbound call" in html and "Supported" in html and "this WebKit build has no WebRTC" in html
     suite = ET.parse(out / "junit.xml").getroot()
-    assert int(suite.find("testsuite").get("tests")) == 2
+    assert int(suite.find("testsuite").get("tests")) == 12
     assert not _leftovers_after(before)
 
 
@@ -109,7 +122,7 @@ def test_replayed_customer_call_reports_its_fidelity(tmp_path: Path):
                           timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cell = json.loads((out / "results.json").read_text())["cells"][0]
-    assert cell["verdict"] == "passed", cell["reason"]
+    assert cell["status"] == "supported", cell["reason"]
     sched = cell["link"]["schedule"]
     assert sched["error"] is None and sched["max_drift_ms"] < 50 and len(sched["applied"]) >= 5
     fidelity = sched["fidelity"]
