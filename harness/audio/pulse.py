@@ -95,13 +95,10 @@ class _Speaker:
     name: str
     raw: Path
     wav: Path
+    description: str = ""
     module: int | None = None
     proc: subprocess.Popen | None = None
     started_at: float | None = None  # wall clock (time.time()) of the recording's first sample
-
-    @property
-    def description(self) -> str:
-        return f"rtcm speaker {self.name}"
 
 
 class AudioServer:
@@ -115,8 +112,8 @@ class AudioServer:
         self.workdir = Path(workdir).resolve()
         self.socket = self.workdir / "native"
         self._mics = {n: _Mic(n, Path(p).resolve(), self.workdir / f"mic-{n}.fifo") for n, p in mics.items()}
-        self._speakers = {n: _Speaker(n, self.workdir / f"speaker-{n}.raw", self.workdir / f"speaker-{n}.wav")
-                          for n in speakers}
+        self._speakers = {n: _Speaker(n, self.workdir / f"speaker-{n}.raw", self.workdir / f"speaker-{n}.wav",
+                                      f"rtcm speaker {n}") for n in speakers}
         self._watchdog: subprocess.Popen | None = None
         self._lifeline: int | None = None
         self.started_s: float | None = None  # how long start() took
@@ -132,8 +129,7 @@ class AudioServer:
             raise AudioError(f"network namespace {self.netns!r} does not exist")
         if len(str(self.socket)) > SOCKET_MAX:
             raise AudioError(f"workdir {self.workdir} is too long for a unix socket path; use a shorter one")
-        missing = [f"{m.name}: {m.wav}" for m in self._mics.values() if not m.wav.is_file()]
-        if missing:
+        if missing := [f"{m.name}: {m.wav}" for m in self._mics.values() if not m.wav.is_file()]:
             raise AudioError(f"no such mic WAV: {', '.join(missing)}")
         try:
             self._start_daemon()
@@ -249,21 +245,17 @@ class AudioServer:
         if self._lifeline is not None:
             os.close(self._lifeline)
             self._lifeline = None
-        for proc in [s.proc for s in self._speakers.values()] + [self._watchdog]:
-            if proc is None:
-                continue
+        for proc in [p for p in [*(s.proc for s in self._speakers.values()), self._watchdog] if p]:
             try:
                 proc.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=3)
-        for mic in self._mics.values():
-            if mic.thread:
-                mic.thread.join(timeout=2)
-        for spk in self._speakers.values():
-            if spk.raw.exists():
-                self.recording(spk.name)
+        for mic in (m for m in self._mics.values() if m.thread):
+            mic.thread.join(timeout=2)
+        for spk in (s for s in self._speakers.values() if s.raw.exists()):
+            self.recording(spk.name)
 
     def __enter__(self) -> AudioServer:
         return self.start()
@@ -322,9 +314,8 @@ class AudioServer:
         return pulsectl.Pulse("rtcmatrix-audio", server=f"unix:{self.socket}")
 
     def _log_tail(self) -> str:
-        with contextlib.suppress(OSError):
-            return (self.workdir / "pulseaudio.log").read_text(errors="replace").strip()[-800:] or "(no log)"
-        return "(no log)"
+        log = self.workdir / "pulseaudio.log"
+        return (log.read_text(errors="replace").strip()[-800:] if log.exists() else "") or "(no log)"
 
 
 def _tone_hz(x: np.ndarray, rate: int) -> float | None:
