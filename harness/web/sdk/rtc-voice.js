@@ -154,13 +154,14 @@
       }, 250);
     }
 
-    _close(code, reason) {
-      clearInterval(this._keepalive);
-      const ws = this.ws;
-      this.ws = null;
-      if (ws) {
-        ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-        try { ws.close(code, reason); } catch (e) { /* already closed */ }
+    /* Close a socket (this one by default) and forget it; its handlers go first, so it can
+     * no longer touch the client (a late close must not hit the next login's socket). */
+    _close(code, reason, ws) {
+      const sock = ws || this.ws;
+      if (sock === this.ws) { clearInterval(this._keepalive); this.ws = null; }
+      if (sock) {
+        sock.onopen = sock.onmessage = sock.onclose = sock.onerror = null;
+        try { sock.close(code, reason); } catch (e) { /* already closed */ }
       }
     }
 
@@ -202,7 +203,11 @@
       this._send({ type: "logout" });
       const was = this.registered;
       this.registered = false;
-      setTimeout(() => this._close(1000, "logout"), 50);
+      const ws = this.ws;
+      clearInterval(this._keepalive);
+      if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      this.ws = null;
+      setTimeout(() => this._close(1000, "logout", ws), 50);  // let the logout message go first
       if (was) this.emit("unregistered", { reason: "logout", willReconnect: false });
       return Promise.resolve();
     }
