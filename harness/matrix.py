@@ -23,11 +23,13 @@ class MatrixError(ValueError):
 
 
 class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     stats_seconds: float = Field(default=6.0, gt=0, le=600, description="how long a call is measured")
     connect_timeout_s: float = Field(default=20.0, gt=0, le=300)
     link_check_probes: int = Field(default=400, ge=0, le=100_000, description="0 turns the link check off")
     backend: str = Field(default="auto", pattern="^(auto|host|uml)$")
+    break_: str = Field(default="", alias="break", pattern=r"^[a-z,-]*$",
+                        description="disable one reference-SDK feature (e.g. dtmf), to show a probe can fail")
     audio: str = Field(default="pulse", pattern="^(pulse|fake)$",
                        description="pulse: a private audio server with virtual devices; fake: the engine's fake capture")
 

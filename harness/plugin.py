@@ -121,6 +121,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not any("cell" in getattr(i, "fixturenames", ()) for i in items):
         return
     order = {c.id: n for n, c in enumerate(_matrix(config).cells())}
+    # A scenario the matrix does not run is parametrized with nothing: drop it, do not report it skipped.
+    empty = [i for i in items if "cell" in getattr(i, "fixturenames", ())
+             and not isinstance(getattr(getattr(i, "callspec", None), "params", {}).get("cell"), Cell)]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [i for i in items if i not in empty]
 
     def key(item):
         spec = getattr(item, "callspec", None)

@@ -47,11 +47,14 @@ class Softphone:
                            [self.ws_url, username, password])
 
     def call(self, destination: str = "echo", audio_processing: bool = False, headers: dict | None = None,
-             **options) -> str:
+             input_device: str | None = None, **options) -> str:
         opts = {"headers": headers or {}, **options}
-        if not audio_processing:
-            # Processing fades a steady tone within seconds; the far end must hear it unaltered.
-            opts["audioConstraints"] = NO_PROCESSING
+        constraints = {} if audio_processing else dict(NO_PROCESSING)
+        # Processing fades a steady tone within seconds; the far end must hear it unaltered.
+        if input_device:
+            constraints["deviceId"] = {"exact": input_device}
+        if constraints:
+            opts["audioConstraints"] = constraints
         self.called_at = time.time()
         self.call_id = self.page.evaluate("([to, opts]) => rtcm.call(to, opts)", [destination, opts])
         return self.call_id
@@ -90,6 +93,9 @@ class Softphone:
         window = self.page.evaluate("rtcm.takeStats()")
         self.series += window
         return summarise(window, self.connect_s)
+
+    def devices(self) -> list[dict]:
+        return self.page.evaluate("() => rtcm.devices()")
 
     def hangup(self) -> None:
         self.page.evaluate("() => rtcm.hangup()")

@@ -19,8 +19,8 @@ def cell_result(item: pytest.Item, reports: dict, run: RunResult | None, rec: Ce
                 interrupted: bool = False) -> None:
     """Append the cell's result to the run."""
     spec = getattr(item, "callspec", None)
-    cell: Cell | None = spec.params.get("cell") if spec else None
-    if run is None or cell is None:
+    cell = spec.params.get("cell") if spec else None
+    if run is None or not isinstance(cell, Cell):
         return
     status, reason = _status(reports, rec)
     if interrupted and status in (Status.failed, Status.error):

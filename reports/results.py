@@ -26,7 +26,7 @@ class Status(str, Enum):
 class Proof(BaseModel):
     """One check a verdict rests on, and where it was made."""
 
-    by: str = Field(description="far-end | wire | page")
+    by: str = Field(description="far-end | wire | speaker | page")
     claim: str
     ok: bool
     details: dict = {}

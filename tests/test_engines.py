@@ -38,9 +38,10 @@ def test_chromium_args_per_audio_mode(tmp_path):
 
 def test_firefox_prefs_per_audio_mode():
     fake = firefox_prefs(BrowserSpec("firefox", "firefox", audio="fake"))
-    pulse = firefox_prefs(BrowserSpec("firefox", "firefox", audio="pulse"), {"media.foo": 1})
+    pulse = firefox_prefs(BrowserSpec("firefox", "firefox", audio="pulse"), {"media.foo": 1}, "http://198.18.1.2:8080")
     assert fake["media.navigator.streams.fake"] is True and fake["media.navigator.audio.fake_frequency"] == 440
     assert pulse["media.navigator.streams.fake"] is False and pulse["media.foo"] == 1
+    assert pulse["dom.securecontext.allowlist"] == "198.18.1.2" and pulse["media.cubeb.backend"] == "pulse"
     for prefs in (fake, pulse):
         assert prefs["media.navigator.permission.disabled"] and prefs["media.getusermedia.insecure.enabled"]
         assert prefs["network.captive-portal-service.enabled"] is False

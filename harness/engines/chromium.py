@@ -75,6 +75,11 @@ class ChromiumBrowser(RunningBrowser):
         self.args = chromium_args(ctx, spec) + list(overrides.pop("args", []))
         self.overrides = overrides
         self.trace = False
+        if spec.audio == "pulse":
+            # Playwright's default --mute-audio would leave the virtual speakers recording silence.
+            from harness.audio.pulse import CHROMIUM_IGNORE_DEFAULT_ARGS
+
+            overrides.setdefault("ignore_default_args", CHROMIUM_IGNORE_DEFAULT_ARGS)
         self.browser: Browser = playwright.chromium.launch(
             executable_path=engine.binary(spec), channel=spec.channel, headless=True, args=self.args,
             env={**os.environ, **ctx.env}, **overrides)

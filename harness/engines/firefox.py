@@ -46,14 +46,14 @@ BASE_PREFS: dict = {
 FAKE_PREFS = {"media.navigator.streams.fake": True, "media.navigator.audio.fake_frequency": 440}
 
 
-def firefox_prefs(spec: BrowserSpec, extra: dict | None = None) -> dict:
-    prefs = dict(BASE_PREFS)
+def firefox_prefs(spec: BrowserSpec, extra: dict | None = None, origin: str | None = None) -> dict:
+    """`origin`: the lab page, treated as a secure context (as Chromium's
+    --unsafely-treat-insecure-origin-as-secure does); setSinkId is [SecureContext]."""
+    from harness.audio import pulse
+
+    prefs = {**BASE_PREFS, **pulse.firefox_prefs(origin)}
     if spec.audio == "fake":
         prefs.update(FAKE_PREFS)
-    else:
-        from harness.audio.pulse import FIREFOX_PREFS
-
-        prefs.update(FIREFOX_PREFS)  # the audio server's virtual devices
     prefs.update(extra or {})
     return prefs
 
@@ -64,7 +64,7 @@ class FirefoxBrowser(RunningBrowser):
     def __init__(self, engine: "Firefox", playwright: Playwright, ctx: LaunchContext, spec: BrowserSpec,
                  overrides: dict):
         self.spec = spec
-        prefs = firefox_prefs(spec, overrides.pop("firefox_user_prefs", None))
+        prefs = firefox_prefs(spec, overrides.pop("firefox_user_prefs", None), ctx.page_origin)
         self.trace = False
         self.browser: Browser = playwright.firefox.launch(
             channel="moz-firefox", executable_path=engine.binary(spec), headless=True, firefox_user_prefs=prefs,

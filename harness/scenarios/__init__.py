@@ -7,4 +7,6 @@ report's feature table.
 SCENARIOS: dict[str, str] = {
     "outbound-call": "Make outbound call",
     "page-load": "Page load and network usage",
+    "devices": "Microphone and speaker toggling",
+    "background": "Move browser to background during ongoing call",
 }

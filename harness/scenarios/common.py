@@ -13,6 +13,8 @@ ENGINE_LABELS = {"chromium": "Chromium", "firefox": "Firefox", "webkit": "WebKit
 def open_for_calls(cell: CellRun, phone: Softphone, adapter: str = "reference", **query: str) -> dict:
     """Open the page; where the engine has no WebRTC, end the cell as not-supported, with the
     SDK's own detection event as evidence (a silent SDK there is a failure of its detection)."""
+    if cell.options.break_:
+        query.setdefault("break", cell.options.break_)
     info = phone.open(adapter, **query)
     cell.keep("adapter.json", {**info, "capabilities": phone.capabilities})
     if phone.capabilities.get("RTCPeerConnection"):

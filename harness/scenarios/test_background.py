@@ -1,0 +1,83 @@
+"""Move the browser to the background during a call: the page is hidden (window minimised),
+then frozen (timers stop), then brought back. Does the call go on?
+
+Budget: about 10 s of media: 2 s in front, 4 s hidden, 3 s frozen, 1 s back in front.
+The far end must keep hearing the browser's tone in each state, and the browser must keep
+receiving: its own packet counters, read once it is back, cover the hidden and frozen spans.
+"""
+
+import time
+
+import pytest
+
+from harness.scenarios.common import open_for_calls
+
+pytestmark = [pytest.mark.scenario("background"), pytest.mark.slow, pytest.mark.lab, pytest.mark.lifecycle]
+
+FRONT_S, HIDDEN_S, FROZEN_S = 2.0, 4.0, 3.0
+TONE_HZ, TONE_TOLERANCE_HZ = 440.0, 10.0
+HEARD_SHARE = 0.9  # of the far end's 250 ms windows in a state
+MIN_INBOUND_PPS = 25  # Opus at 20 ms is 50 packets a second
+
+INBOUND_JS = """async () => {
+  const report = await window.rtcmatrixAdapter.getStats();
+  let n = null;
+  report && report.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "audio") n = s.packetsReceived; });
+  return n;
+}"""
+
+
+def _heard(track: list[dict], start: float, end: float) -> tuple[float, int]:
+    windows = [w for w in track if start <= w["epoch"] < end]
+    hits = sum(w["hz"] is not None and abs(w["hz"] - TONE_HZ) < TONE_TOLERANCE_HZ for w in windows)
+    return (hits / len(windows) if windows else 0.0), len(windows)
+
+
+def test_background(cell, softphone, far_end):
+    open_for_calls(cell, softphone)
+    lifecycle = softphone.page.lifecycle
+    if lifecycle is None:
+        pytest.skip(f"the harness cannot background this engine's page ({softphone.page.driver}: no window "
+                    "state or freeze); measured where it can, on Chromium")
+    softphone.login()
+    call_id = softphone.call("echo")
+    softphone.wait_for("connected", cell.options.connect_timeout_s)
+    time.sleep(FRONT_S)
+    received_before = softphone.page.evaluate(INBOUND_JS)
+    softphone.page.evaluate("() => { window.rtcmTicks = 0; setInterval(() => window.rtcmTicks++, 100); }")
+    marks = {"hidden": time.time()}
+    lifecycle.hide()
+    states = {"hidden": softphone.page.evaluate("document.visibilityState")}
+    time.sleep(HIDDEN_S)
+    marks["frozen"] = time.time()
+    ticks_before = softphone.page.evaluate("window.rtcmTicks")
+    lifecycle.freeze()
+    time.sleep(FROZEN_S)
+    marks["resumed"] = time.time()
+    lifecycle.resume()
+    ticks_frozen = softphone.page.evaluate("window.rtcmTicks") - ticks_before
+    lifecycle.show()
+    states["back"] = softphone.page.evaluate("document.visibilityState")
+    received_after = softphone.page.evaluate(INBOUND_JS)
+    seen = softphone.page.evaluate("rtcm.lifecycleEvents || null")
+    time.sleep(1.0)
+    track = far_end.frequency(call_id)
+    softphone.hangup()
+    cell.keep("background.json", {"marks": marks, "states": states, "page_events": seen,
+                                  "inbound_packets": [received_before, received_after]})
+    cell.prove("page", "the page really went to the background and came back",
+               states["hidden"] == "hidden" and states["back"] == "visible", **states)
+    cell.prove("page", "while frozen, the page's timers stopped", ticks_frozen <= 1,
+               timer_ticks=ticks_frozen, frozen_s=round(marks["resumed"] - marks["frozen"], 1))
+    hidden, n_hidden = _heard(track, marks["hidden"] + 0.5, marks["frozen"])
+    frozen, n_frozen = _heard(track, marks["frozen"] + 0.5, marks["resumed"])
+    cell.prove("far-end", "the far end kept hearing the browser while its page was hidden",
+               hidden >= HEARD_SHARE and n_hidden >= 8, share=round(hidden, 2), windows=n_hidden)
+    cell.prove("far-end", "the far end kept hearing the browser while its page was frozen",
+               frozen >= HEARD_SHARE and n_frozen >= 6, share=round(frozen, 2), windows=n_frozen)
+    span = marks["resumed"] - marks["hidden"]
+    got = None if None in (received_before, received_after) else received_after - received_before
+    cell.prove("page", "the browser kept receiving the far end's audio through both states",
+               got is not None and got >= MIN_INBOUND_PPS * span, packets=got, seconds=round(span, 1))
+    cell.behaviour = (f"Call continues (audio both ways while hidden {HIDDEN_S:g} s and frozen {FROZEN_S:g} s: "
+                      f"far end heard the tone in {hidden:.0%} / {frozen:.0%} of it; {got} packets received)")
