@@ -21,7 +21,7 @@ STEP_S = 2.0
 
 
 @pytest.fixture(scope="module")
-def browsers(lab, far_end, tmp_path_factory):
+def truth_browsers(lab, far_end, tmp_path_factory):
     """Two Chromiums in the client namespace: one whose microphone plays 440 Hz, one whose
     microphone alternates 440 Hz and 880 Hz every 2 s."""
     from impairments.profile import Profile
@@ -45,11 +45,11 @@ def browsers(lab, far_end, tmp_path_factory):
 
 
 @pytest.fixture
-def phone_for(browsers, far_end):
+def phone_for(truth_browsers, far_end):
     made = []
 
     def make(mic: str) -> Phone:
-        p = Phone(browsers[mic].new_context(), far_end)
+        p = Phone(truth_browsers[mic].new_context(), far_end)
         made.append(p)
         p.open()
         p.login()
