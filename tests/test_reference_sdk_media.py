@@ -187,3 +187,13 @@ def test_console_and_errors_are_mirrored(phone):
     assert ("log", 'hello {"a":1}') in mirrored and ("warn", "careful") in mirrored
     assert any(level == "pageerror" and "boom" in text for level, text in mirrored)
     assert any("boom" in e for e in phone.js("rtcm.errors"))
+
+
+def test_page_lifecycle_is_logged(phone):
+    """The log itself (really hiding and freezing a page needs a windowed Chromium over CDP: the
+    background scenario does that)."""
+    phone.open()
+    phone.js("() => { for (const t of ['visibilitychange', 'freeze', 'resume']) document.dispatchEvent(new Event(t)); }")
+    seen = [e for e in phone.js("rtcm.lifecycleEvents") if e["type"] not in ("focus", "blur")]
+    assert [e["type"] for e in seen] == ["pageshow", "visibilitychange", "freeze", "resume"], seen
+    assert seen[1]["visibilityState"] == "visible"

@@ -12,8 +12,8 @@
                   "webrtcNotSupported", "dtmfSent", "inputChanged", "outputChanged"];
   const NOT_OPTIONS = new Set(["name", "username", "password", "token", "server", "to"]);
   const CONSOLE_MAX = 2000;
-  const rtcm = { events: [], stats: [], errors: [], console: [], timer: null, callId: null, attached: false,
-                 pageOptions: {}, options: null };
+  const rtcm = { events: [], stats: [], errors: [], console: [], lifecycleEvents: [], timer: null, callId: null,
+                 attached: false, pageOptions: {}, options: null };
   const log = (type, detail) => rtcm.events.push({ type, t: Date.now(), detail: detail || {} });
 
   // --- console mirror (engines driven over WebDriver have no console events) -----------------
@@ -38,6 +38,11 @@
     rtcm.errors.push(String(e.reason));
     mirror("unhandledrejection", text(e.reason));
   });
+
+  // --- page lifecycle (backgrounding, freezing): [{type, t, visibilityState}] ---------------------
+  const lifecycle = (e) => rtcm.lifecycleEvents.push({ type: e.type, t: Date.now(), visibilityState: document.visibilityState });
+  for (const type of ["visibilitychange", "freeze", "resume"]) document.addEventListener(type, lifecycle);
+  for (const type of ["pagehide", "pageshow", "focus", "blur"]) window.addEventListener(type, lifecycle);
 
   // --- probes: what the page really does, whatever the SDK says ------------------------------
   const peers = [];
