@@ -56,6 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than a few seconds (real lab, real browser)")
     config.addinivalue_line("markers", "lab: needs root and the lab network (namespaces, netem)")
     config.addinivalue_line("markers", "browser(name): needs this browser engine installed")
+    config.addinivalue_line("markers", "lifecycle: the scenario sends its page to the background (a page that can be hidden and frozen)")
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
         signal.signal(signal.SIGTERM, _terminate)
 

@@ -90,15 +90,14 @@ class ChromiumBrowser(RunningBrowser):
     def new_page(self, context_args: dict | None = None, lifecycle: bool = False) -> PlaywrightPage:
         args = {**self.device_args, **(context_args or {})}
         if lifecycle:
-            if args:
-                raise BrowserMissing("a page that goes to the background cannot also emulate a device here "
-                                     "(it lives in the CDP-joined browser's default context)")
             if self._lifecycle is None:
                 self._lifecycle = _SelfLaunched(self)
             page = self._lifecycle.new_page()
+            page.cdp = page.context.new_cdp_session(page.page)
+            _emulate(page.cdp, args)  # its default context cannot take context arguments: CDP can
         else:
             page = PlaywrightPage(self.browser.new_context(**args), self.driver, trace=self.trace)
-        page.cdp = page.context.new_cdp_session(page.page)
+            page.cdp = page.context.new_cdp_session(page.page)
         if self.spec.cpu_throttle:
             page.cdp.send("Emulation.setCPUThrottlingRate", {"rate": float(self.spec.cpu_throttle)})
         return page
@@ -114,13 +113,30 @@ class ChromiumBrowser(RunningBrowser):
             self.browser.close()
 
 
+def _emulate(cdp, args: dict) -> None:
+    """The device part of Playwright's context arguments, sent over CDP to one page."""
+    viewport = args.get("viewport")
+    if viewport:
+        cdp.send("Emulation.setDeviceMetricsOverride", {
+            "width": viewport["width"], "height": viewport["height"],
+            "deviceScaleFactor": args.get("device_scale_factor", 1), "mobile": bool(args.get("is_mobile"))})
+    if args.get("user_agent"):
+        cdp.send("Emulation.setUserAgentOverride", {"userAgent": args["user_agent"]})
+    if args.get("has_touch"):
+        cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+    unknown = set(args) - {"viewport", "screen", "user_agent", "has_touch", "device_scale_factor", "is_mobile"}
+    if unknown:
+        raise BrowserMissing(f"a page that goes to the background takes only device emulation; "
+                             f"drop {', '.join(sorted(unknown))} from browser_context_args for it")
+
+
 class _SelfLaunched:
     """A Chromium started by rtcmatrix in the client namespace, joined over CDP without
     Playwright's defaults, so that minimising its window really hides the page."""
 
     def __init__(self, owner: ChromiumBrowser):
         ctx = owner.ctx
-        self.profile = ctx.workdir / f"chromium-lifecycle-{os.getpid()}"
+        self.profile = ctx.workdir / f"chromium-lifecycle-{owner.spec.name}-{os.getpid()}"  # one profile per instance
         cmd = ["ip", "netns", "exec", ctx.netns, owner.engine.binary(owner.spec), "--headless",
                "--remote-debugging-port=0", f"--user-data-dir={self.profile}", *owner.args, "about:blank"]
         if os.geteuid() == 0:
