@@ -9,6 +9,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import psutil
 import pytest
 
 from impairments import sweep
@@ -70,18 +71,30 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, sig):
         # Interrupt mid-call: once a browser is running inside the lab.
         assert wait_until(lambda: any("chromium" in _comm(p) for p in _lab_pids(before)), 90, 0.2), \
             "the run never reached the browser"
+        time.sleep(2)  # into the cell's call
+        sent = time.monotonic()
         if sig == signal.SIGINT:
             os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole foreground group
         else:
             os.kill(proc.pid, sig)
         output, _ = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode != 0, output
+    assert proc.returncode == 130, output
+    assert took < 10, f"the run took {took:.1f} s to stop"
     assert wait_until(lambda: not _leftovers_after(before), 10), _leftovers_after(before)
     assert wait_until(lambda: not (uml_pids() - umls_before), 10), uml_pids() - umls_before
     assert "interrupted" in output
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["interrupted"] is True and results["cells"], output
+    assert not [c for c in results["cells"] if c["status"] in ("failed", "error")], results["cells"]
+    assert results["cells"][-1]["status"] == "interrupted"
+    left = [p.info["name"] for p in psutil.process_iter(["name", "cmdline"])
+            if p.info["name"] in ("pulseaudio", "parec", "Xvfb", "WebKitWebDriver", "MiniBrowser")
+            and str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+    assert not left, left
 
 
 def test_killed_run_is_swept_by_the_next(tmp_path: Path):
