@@ -26,7 +26,7 @@ def to_connected(pool: BrowserPool, name: str, far_end: FarEnd) -> dict:
     t_launch = time.monotonic()
     page = browser.new_page()
     try:
-        phone = Softphone(page, far_end.url, far_end.ws_url)
+        phone = Softphone(page, far_end)
         info = phone.open()
         t_page = time.monotonic()
         if not phone.capabilities.get("RTCPeerConnection"):

@@ -170,7 +170,7 @@ def lab(pytestconfig: pytest.Config, rtcm_matrix: Matrix, rtcm_out: Path):
 
 @pytest.fixture(scope="session")
 def far_end(lab: Lab, rtcm_out: Path, pytestconfig: pytest.Config):
-    fe = FarEnd(lab, rtcm_out / "farend")
+    fe = FarEnd(lab, rtcm_out / "farend", legacy_password=False)  # per-run credentials only
     pytestconfig.add_cleanup(fe.stop)
     fe.start()
     yield fe
@@ -238,7 +238,7 @@ def softphone(request: pytest.FixtureRequest, cell: CellRun, browsers: BrowserPo
     except BrowserMissing as err:
         pytest.fail(str(err), pytrace=False)
     cell.browser_version = browser.version
-    phone = Softphone(page, far_end.url, far_end.ws_url)
+    phone = Softphone(page, far_end)
     try:
         yield phone
     finally:

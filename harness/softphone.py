@@ -8,7 +8,7 @@ import time
 from urllib.parse import urlencode
 
 from harness.engines import CAPABILITIES_JS, Page, PageTimeout
-from harness.farend.server import PASSWORD
+from harness.farend.handle import FarEnd
 from harness.metrics import summarise
 
 NO_PROCESSING = {"echoCancellation": False, "noiseSuppression": False, "autoGainControl": False}
@@ -19,10 +19,11 @@ class CallFailed(AssertionError):
 
 
 class Softphone:
-    def __init__(self, page: Page, page_url: str, ws_url: str):
+    def __init__(self, page: Page, far_end: FarEnd):
         self.page = page
-        self.page_url = page_url
-        self.ws_url = ws_url
+        self.far_end = far_end
+        self.page_url = far_end.url
+        self.ws_url = far_end.ws_url
         self.call_id: str | None = None
         self.series: list[dict] = []
         self.called_at: float | None = None
@@ -34,7 +35,7 @@ class Softphone:
         self.page.goto(f"{self.page_url}/?{urlencode({'name': adapter, **query})}")
         self.capabilities = self.page.evaluate(CAPABILITIES_JS)
         try:
-            self.page.wait_for("window.rtcm !== undefined", timeout_s=10)
+            self.page.wait_for("window.rtcm !== undefined && rtcm.attached", timeout_s=10)
         except PageTimeout:
             raise RuntimeError("test page did not load: window.rtcm never appeared") from None
         errors = self.page.evaluate("rtcm.errors")
@@ -42,7 +43,9 @@ class Softphone:
             raise RuntimeError(f"test page did not load cleanly: {errors}")
         return self.page.evaluate("rtcm.adapterInfo()")
 
-    def login(self, username: str = "alice", password: str = PASSWORD) -> None:
+    def login(self, username: str = "alice", password: str | None = None) -> None:
+        """Log in with this run's credentials for `username` (or the password given)."""
+        password = password or self.far_end.credentials(username)["password"]
         self.page.evaluate("([server, username, password]) => rtcm.login({server, username, password})",
                            [self.ws_url, username, password])
 

@@ -40,7 +40,7 @@ def main() -> None:
                 context = browser.browser.new_context(accept_downloads=True)
                 internals = context.new_page()
                 internals.goto("chrome://webrtc-internals")
-                phone = Softphone(PlaywrightPage(context, browser.driver), fe.url, f"ws://{lab.server_ip}:8080/ws")
+                phone = Softphone(PlaywrightPage(context, browser.driver), fe)
                 phone.open()
                 phone.login()
                 phone.call()
