@@ -41,3 +41,18 @@ def sdk_not_supported_event(phone: Softphone) -> dict | None:
                                    timeout_s=NOT_SUPPORTED_WAIT_S)
     except PageTimeout:
         return None
+
+
+def require_sdk(cell: CellRun, info: dict, feature: str, missing: str) -> None:
+    """End the cell as not-supported *by the SDK* when its adapter's features() says it lacks
+    `feature` (a falsy or absent entry); distinct from what the browser lacks."""
+    features = info.get("features") or {}
+    if not features.get(feature):
+        cell.not_supported("sdk", missing, f"the SDK adapter {info.get('name')!r} does not offer {missing}",
+                           features=features)
+
+
+def require_browser(cell: CellRun, phone: Softphone, capability: str, missing: str, why: str) -> None:
+    """End the cell as not-supported *by this browser* when the page lacks `capability`."""
+    if not phone.capabilities.get(capability):
+        cell.not_supported("browser", missing, why, capabilities=phone.capabilities)
