@@ -121,7 +121,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     if not any("cell" in getattr(i, "fixturenames", ()) for i in items):
         return
-    order = {c.id: n for n, c in enumerate(_matrix(config).cells())}
+    matrix = _matrix(config)
+    order = {c.id: n for n, c in enumerate(matrix.cells())}
+    collected = {_scenario_of(i) for i in items if "cell" in getattr(i, "fixturenames", ())}
+    missing = [s for s in matrix.scenarios if s not in collected]
+    if missing:
+        raise pytest.UsageError(f"{matrix.path}: scenarios: {', '.join(missing)} has no probe collected "
+                                f"(a test marked @pytest.mark.scenario(NAME) under harness/scenarios)")
     # A scenario the matrix does not run is parametrized with nothing: drop it, do not report it skipped.
     empty = [i for i in items if "cell" in getattr(i, "fixturenames", ())
              and not isinstance(getattr(getattr(i, "callspec", None), "params", {}).get("cell"), Cell)]

@@ -17,8 +17,9 @@ runner = CliRunner()
 def test_default_matrix_expands_profile_major():
     m = load(DEFAULT_MATRIX, known_scenarios=list(SCENARIOS), known_browsers=list(ENGINES))
     ids = [c.id for c in m.cells()]
-    assert ids[:3] == ["chromium-ideal-outbound-call", "chromium-ideal-page-load", "firefox-ideal-outbound-call"]
-    assert len(ids) == 12 and ids[-1] == "webkit-3g-page-load"
+    assert ids[:2] == ["chromium-ideal-outbound-call", "chromium-ideal-inbound-call"]
+    assert len(ids) == 3 * 2 * len(SCENARIOS) and ids[-1] == "webkit-3g-page-load"
+    assert set(m.scenarios) == set(SCENARIOS) and set(m.browsers) == {"chromium", "firefox", "webkit"}
 
 
 def test_browser_columns_with_options(tmp_path):
