@@ -253,7 +253,7 @@ def softphone(request: pytest.FixtureRequest, cell: CellRun, browsers: BrowserPo
         if run is not None and (name not in run.engines or not run.engines[name].capabilities):
             spec = browsers.spec(name)
             run.engines[name] = EngineFacts(name=name, engine=spec.engine, version=browser.version,
-                                            driver=browser.driver, audio=spec.audio, device=spec.device,
+                                            driver=browser.driver, audio=browser.audio or spec.audio, device=spec.device,
                                             cpu_throttle=spec.cpu_throttle, executable=spec.executable,
                                             capabilities=phone.capabilities)
         with contextlib.suppress(Exception):

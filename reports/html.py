@@ -4,6 +4,7 @@ already read, plus the link as configured and as measured, and every cell's proo
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,6 +20,8 @@ def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
     env.filters["when"] = lambda t: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if t else "-"
     env.filters["num"] = lambda v, fmt="{:.1f}": "-" if v is None else fmt.format(v)
+    # The cell's label already says "Not supported" or "Skipped": do not repeat it before the reason.
+    env.filters["unlabelled"] = lambda reason: re.sub(r"^(Not supported|Skipped): ", "", reason or "")
     return env
 
 

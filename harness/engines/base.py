@@ -79,6 +79,7 @@ class RunningBrowser(ABC):
     driver: str  # "playwright-cdp", "playwright-bidi", "playwright-webkit", "webdriver"
     version: str
     trace: bool = False  # keep a Playwright trace of each page, for the evidence of a failed cell
+    audio: str | None = None  # set where the engine ignores the column's audio mode
 
     @abstractmethod
     def new_page(self, context_args: dict | None = None, lifecycle: bool = False) -> Page:

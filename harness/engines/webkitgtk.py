@@ -86,6 +86,7 @@ class WebKitGTKBrowser(RunningBrowser):
     `WebKitGTKBrowser(ctx)` starts Xvfb; `new_page()` starts the rest; `close()` stops it all."""
 
     driver = "webdriver"
+    audio = "mock capture devices"  # WebKitGTK's own; it does not use the column's audio server
 
     def __init__(self, ctx: LaunchContext, spec: BrowserSpec | None = None, extra_args: list[str] | None = None,
                  script_timeout_s: float = 300.0):
