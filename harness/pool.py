@@ -54,7 +54,7 @@ class BrowserPool:
         recipe = engine(spec.engine)
         recipe.binary(spec)  # a missing browser says so before any audio server starts
         env = {}
-        if spec.audio == "pulse":
+        if spec.audio == "pulse" and recipe.uses_audio_server:
             from harness.audio.pulse import AudioServer
 
             server = AudioServer(self.lab.client_ns, self.workdir / f"{name}-audio",

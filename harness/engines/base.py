@@ -103,6 +103,7 @@ class Engine(ABC):
     name: str
     binaries: tuple[str, ...] = ()
     package: str = ""
+    uses_audio_server = True  # False: the engine captures from its own mock devices whatever it is given
 
     def binary(self, spec: BrowserSpec | None = None) -> str:
         if spec and spec.executable:

@@ -122,6 +122,7 @@ class PlaywrightWebKitBrowser(RunningBrowser):
     """Playwright's WebKit, launched by the Playwright driver that already runs in the client namespace."""
 
     driver = PLAYWRIGHT
+    audio = "mock capture devices"
 
     def __init__(self, playwright, ctx: LaunchContext, spec: BrowserSpec, overrides: dict):
         self.spec = spec
@@ -152,6 +153,7 @@ class PlaywrightWebKitBrowser(RunningBrowser):
 
 
 class WebKit(Engine):
+    uses_audio_server = False  # both drivers capture from WebKit's own mock devices
     name = "webkit"
     binaries = ("WebKitWebDriver",)
     package = "webkit2gtk-driver xvfb"
