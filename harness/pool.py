@@ -63,9 +63,7 @@ class BrowserPool:
             env = dict(server.env)
         ctx = LaunchContext(netns=self.lab.client_ns, page_origin=self.far_end.url, workdir=self.workdir,
                             mic_wav=self.mic_wavs["a"], exclude_host=self.lab.server_ip, env=env)
-        overrides = {**self.launch_overrides.get("*", {}), **self.launch_overrides.get(spec.engine, {}),
-                     **self.launch_overrides.get(name, {})} if _per_engine(self.launch_overrides) \
-            else dict(self.launch_overrides)
+        overrides = launch_overrides_for(self.launch_overrides, name, spec.engine)
         try:
             remote = self.connect_options.get(name) or self.connect_options.get(spec.engine)
             if remote:
@@ -108,7 +106,15 @@ class BrowserPool:
             self.playwright = None
 
 
-def _per_engine(overrides: dict) -> bool:
-    """`browser_launch_args` may be flat ({"args": [...]}) or keyed by column/engine ({"firefox": {...}})."""
-    return bool(overrides) and all(isinstance(v, dict) for v in overrides.values()) and \
-        not ({"args", "env", "firefox_user_prefs", "timeout", "slow_mo"} & set(overrides))
+LAUNCH_KEYS = {"args", "env", "firefox_user_prefs", "timeout", "slow_mo", "ignore_default_args", "downloads_path",
+               "proxy", "traces_dir", "chromium_sandbox", "handle_sigint", "handle_sigterm", "handle_sighup"}
+
+
+def launch_overrides_for(overrides: dict, column: str, engine_name: str) -> dict:
+    """`browser_launch_args` is flat ({"args": [...]}, for every engine) or keyed by column or
+    engine ({"firefox": {...}, "*": {...}}); the column's own entry wins over its engine's."""
+    keyed = bool(overrides) and all(isinstance(v, dict) for v in overrides.values()) \
+        and not (LAUNCH_KEYS & set(overrides))
+    if not keyed:
+        return dict(overrides)
+    return {**overrides.get("*", {}), **overrides.get(engine_name, {}), **overrides.get(column, {})}

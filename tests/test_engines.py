@@ -45,3 +45,15 @@ def test_firefox_prefs_per_audio_mode():
     for prefs in (fake, pulse):
         assert prefs["media.navigator.permission.disabled"] and prefs["media.getusermedia.insecure.enabled"]
         assert prefs["network.captive-portal-service.enabled"] is False
+
+
+def test_launch_overrides_flat_or_per_column():
+    from harness.pool import launch_overrides_for
+
+    flat = {"args": ["--x"], "slow_mo": 5}
+    assert launch_overrides_for(flat, "chromium-pixel7", "chromium") == flat
+    keyed = {"*": {"timeout": 1}, "chromium": {"args": ["--a"]}, "chromium-pixel7": {"args": ["--b"]}}
+    assert launch_overrides_for(keyed, "chromium-pixel7", "chromium") == {"timeout": 1, "args": ["--b"]}
+    assert launch_overrides_for(keyed, "chromium", "chromium") == {"timeout": 1, "args": ["--a"]}
+    assert launch_overrides_for(keyed, "firefox", "firefox") == {"timeout": 1}
+    assert launch_overrides_for({}, "firefox", "firefox") == {}
