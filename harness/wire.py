@@ -2,7 +2,10 @@
 
 The page can say anything; packets cannot. A `WireTap` listens on the server namespace's lab
 interface with scapy and tells, per RTP stream (SSRC), how many packets arrived, at what bitrate,
-with which payload type, and how many sequence numbers are missing.
+with which payload type, how many sequence numbers are missing, how much of each packet is media
+payload (after the RTP header, its CSRCs and header extensions), and the IP TOS byte it carried
+(DSCP and ECN). The lab's router forwards without rewriting TOS, so what arrives here is what the
+browser marked.
 """
 
 from __future__ import annotations
@@ -34,6 +37,24 @@ class RtpStream(BaseModel):
     seconds: float
     kbps: float
     missing_seq: int
+    # Media payload: the UDP payload less the RTP header (12 bytes, 4 per CSRC, the header
+    # extension). With SRTP it still holds the authentication tag (10 bytes for
+    # AES_CM_128_HMAC_SHA1_80, 16 for AEAD_AES_*_GCM), which the wire cannot tell apart.
+    payload_bytes: int = 0
+    payload_kbps: float = 0.0
+    tos: dict[str, int] = {}  # IP TOS byte (as a decimal string) -> packets
+    dscp: int | None = None   # the most common DSCP (TOS >> 2)
+    # The most common RTP timestamp step between consecutive sequence numbers (the frame length in
+    # clock ticks: 960 for 20 ms Opus): rates per media second, whatever the sender's scheduling did.
+    ts_step: int | None = None
+
+    @property
+    def dscps(self) -> dict[int, int]:
+        """DSCP code point -> packets (ECN bits folded)."""
+        out: dict[int, int] = {}
+        for tos, n in self.tos.items():
+            out[int(tos) >> 2] = out.get(int(tos) >> 2, 0) + n
+        return out
 
 
 class WireReport(BaseModel):
@@ -52,7 +73,9 @@ class WireTap:
 
     def __init__(self, lab: "Lab"):
         self.lab = lab
-        self._flows: dict[int, dict] = defaultdict(lambda: {"n": 0, "bytes": 0, "seqs": set(), "first": None, "last": None})
+        self._flows: dict[int, dict] = defaultdict(lambda: {"n": 0, "bytes": 0, "payload": 0, "seqs": set(),
+                                                            "tos": defaultdict(int), "steps": defaultdict(int),
+                                                            "prev": None, "first": None, "last": None})
         self._packets = 0
         self._udp_from_client = 0
         self._tcp_syns = 0
@@ -101,6 +124,12 @@ class WireTap:
             flow.update(src=ip.src, dst=ip.dst, pt=rtp.payload_type)
             flow["n"] += 1
             flow["bytes"] += len(payload)
+            flow["payload"] += max(0, len(payload) - _rtp_header_len(payload))
+            flow["tos"][ip.tos] += 1
+            prev = flow["prev"]
+            if prev is not None and (rtp.sequence - prev[0]) & 0xFFFF == 1:
+                flow["steps"][(rtp.timestamp - prev[1]) & 0xFFFFFFFF] += 1
+            flow["prev"] = (rtp.sequence, rtp.timestamp)
             flow["seqs"].add(rtp.sequence)
             flow["first"] = flow["first"] or now
             flow["last"] = now
@@ -118,12 +147,26 @@ class WireTap:
                 seconds = (f["last"] - f["first"]) if f["n"] > 1 else 0.0
                 seqs = f["seqs"]
                 span = _seq_span(list(seqs))
+                tos = dict(f["tos"])
+                dscp = max(tos, key=tos.get) >> 2 if tos else None
+                steps = f["steps"]
                 streams.append(RtpStream(
                     ssrc=ssrc, src=f["src"], dst=f["dst"], payload_type=f["pt"], packets=f["n"], bytes=f["bytes"],
                     seconds=seconds, kbps=8 * f["bytes"] / seconds / 1000 if seconds else 0.0,
-                    missing_seq=max(0, span - len(seqs))))
+                    missing_seq=max(0, span - len(seqs)), payload_bytes=f["payload"],
+                    payload_kbps=8 * f["payload"] / seconds / 1000 if seconds else 0.0,
+                    tos={str(k): v for k, v in sorted(tos.items())}, dscp=dscp,
+                    ts_step=max(steps, key=steps.get) if steps else None))
             return WireReport(packets=self._packets, udp_from_client=self._udp_from_client, streams=streams,
                               tcp_connections_from_client=self._tcp_syns, tcp_bytes_to_client=self._tcp_bytes)
+
+
+def _rtp_header_len(payload: bytes) -> int:
+    """Bytes of RTP header (RFC 3550 5.1, 5.3.1): fixed part, CSRC list, header extension."""
+    n = 12 + 4 * (payload[0] & 0x0F)
+    if payload[0] & 0x10 and len(payload) >= n + 4:
+        n += 4 + 4 * int.from_bytes(payload[n + 2:n + 4], "big")
+    return min(n, len(payload))
 
 
 def _seq_span(seqs: list[int]) -> int:
