@@ -12,6 +12,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from harness.engines.base import PageTimeout
 
+POLL_MS = 50
+
 
 class PlaywrightPage:
     """One page in its own fresh context; console lines are kept from the first one on."""
@@ -53,7 +55,9 @@ class PlaywrightPage:
 
     def wait_for(self, expression: str, arg: Any = None, timeout_s: float = 10.0) -> Any:
         try:
-            return self.page.wait_for_function(expression, arg=arg, timeout=timeout_s * 1000).json_value()
+            # A fixed interval, not animation frames: a hidden page draws none and would never be re-checked.
+            return self.page.wait_for_function(expression, arg=arg, timeout=timeout_s * 1000,
+                                               polling=POLL_MS).json_value()
         except PlaywrightTimeout:
             raise PageTimeout(f"not true within {timeout_s:g} s: {expression}") from None
 

@@ -10,9 +10,10 @@ Browser -> far end:
   logout                                  -> logged_out
 Far end -> browser: incoming {callId, from, to, headers, sdp}, cancel {callId, reason}, bye {callId, reason}.
 
-A socket that closes cleanly (1000, 1001: logout, page gone) ends its calls at once. One that
-dies (no close frame, or the SDK's 4000 "keepalive timeout") keeps them for SESSION_GRACE_S:
-if the same user logs in again (the SDK reconnecting), the calls move to the new socket.
+A socket that closes, cleanly or not, keeps its calls for SESSION_GRACE_S: if the same user logs
+in again (the SDK reconnecting), the calls move to the new socket. As in SIP over WebSocket
+(RFC 7118), a transport going away is not a hang-up; a bye or a logout is. (Measured: Chromium
+closes a frozen page's WebSocket with 1001 when it resumes, and the SDK logs in again 0.3 s later.)
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 SESSION_GRACE_S = 15.0
 HEARTBEAT_S = 10.0
-CLEAN_CLOSE = {1000, 1001}
 
 
 class Session:
@@ -148,16 +148,13 @@ async def _closed(far: "FarEndServer", session: Session, code: int | None) -> No
     mine = [c for c in far.calls.values() if c.session is session and not c.ended_at]
     if not mine:
         return
-    if code in CLEAN_CLOSE:
-        for c in mine:
-            await far.end(c.call_id, by="signalling-closed", reason=f"websocket closed ({code})")
-        return
 
     async def grace():
         await asyncio.sleep(SESSION_GRACE_S)
         for c in mine:
             if c.session is session:  # nobody took it over
-                await far.end(c.call_id, by="signalling-closed", reason=f"websocket lost ({code})")
+                await far.end(c.call_id, by="signalling-closed", reason=f"websocket closed ({code}), "
+                              f"nobody logged in again within {SESSION_GRACE_S:g} s")
 
     asyncio.ensure_future(grace())
 

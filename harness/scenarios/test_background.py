@@ -1,7 +1,7 @@
 """Move the browser to the background during a call: the page is hidden (window minimised),
 then frozen (timers stop), then brought back. Does the call go on?
 
-Budget: about 10 s of media: 2 s in front, 4 s hidden, 3 s frozen, 1 s back in front.
+Budget: about 11 s of media: 2 s in front, 4 s hidden, 3 s frozen, 2 s back in front.
 The far end must keep hearing the browser's tone in each state, and the browser must keep
 receiving: its own packet counters, read once it is back, cover the hidden and frozen spans.
 """
@@ -14,7 +14,7 @@ from harness.scenarios.common import open_for_calls
 
 pytestmark = [pytest.mark.scenario("background"), pytest.mark.slow, pytest.mark.lab, pytest.mark.lifecycle]
 
-FRONT_S, HIDDEN_S, FROZEN_S = 2.0, 4.0, 3.0
+FRONT_S, HIDDEN_S, FROZEN_S, AFTER_S = 2.0, 4.0, 3.0, 2.0
 TONE_HZ, TONE_TOLERANCE_HZ = 440.0, 10.0
 HEARD_SHARE = 0.9  # of the far end's 250 ms windows in a state
 MIN_INBOUND_PPS = 25  # Opus at 20 ms is 50 packets a second
@@ -60,11 +60,14 @@ def test_background(cell, softphone, far_end):
     states["back"] = softphone.page.evaluate("document.visibilityState")
     received_after = softphone.page.evaluate(INBOUND_JS)
     seen = softphone.page.evaluate("rtcm.lifecycleEvents || null")
-    time.sleep(1.0)
+    time.sleep(AFTER_S)
     track = far_end.frequency(call_id)
+    after_call = far_end.call(call_id) or {}
+    sdk_events = [e for e in softphone.events() if e["t"] / 1000 >= marks["hidden"]
+                  and e["type"] in ("unregistered", "registered", "interrupted", "ended", "failed")]
     softphone.hangup()
-    cell.keep("background.json", {"marks": marks, "states": states, "page_events": seen,
-                                  "inbound_packets": [received_before, received_after]})
+    cell.keep("background.json", {"marks": marks, "states": states, "page_events": seen, "sdk_events": sdk_events,
+                                  "inbound_packets": [received_before, received_after], "far_end_after": after_call})
     cell.prove("page", "the page really went to the background and came back",
                states["hidden"] == "hidden" and states["back"] == "visible", **states)
     cell.prove("page", "while frozen, the page's timers stopped", ticks_frozen <= 1,
@@ -79,5 +82,15 @@ def test_background(cell, softphone, far_end):
     got = None if None in (received_before, received_after) else received_after - received_before
     cell.prove("page", "the browser kept receiving the far end's audio through both states",
                got is not None and got >= MIN_INBOUND_PPS * span, packets=got, seconds=round(span, 1))
+    back, n_back = _heard(track, marks["resumed"] + 0.5, marks["resumed"] + AFTER_S)
+    cell.prove("far-end", "the call is still up once the page is back, and the far end hears it",
+               not after_call.get("ended_at") and back >= HEARD_SHARE and n_back >= 4,
+               ended_by=after_call.get("ended_by"), end_reason=after_call.get("end_reason"), share=round(back, 2),
+               windows=n_back, sdk_events=[e["type"] for e in sdk_events])
     cell.behaviour = (f"Call continues (audio both ways while hidden {HIDDEN_S:g} s and frozen {FROZEN_S:g} s: "
                       f"far end heard the tone in {hidden:.0%} / {frozen:.0%} of it; {got} packets received)")
+    down = next((e["t"] for e in sdk_events if e["type"] == "unregistered"), None)
+    up = next((e["t"] for e in sdk_events if e["type"] == "registered" and down and e["t"] >= down), None)
+    if down:
+        cell.behaviour += (f"; its signalling dropped when the page came back and the SDK logged in again "
+                           f"{(up - down) / 1000:.1f} s later" if up else "; its signalling dropped and did not come back")
