@@ -6,7 +6,9 @@ aiortc does not offer telephone-event, and its decoder thread dies on the first 
 clock matches its first codec (`sdp.restrict_audio`: Chromium with both listed picks 8 kHz for
 Opus, and with a 48 kHz one for PCMU stretches every digit 2.75 times). `RtpTap` takes event packets out of the receive path
 before aiortc sees them and renumbers the audio packets after them, so the jitter buffer sees
-no sequence hole (a hole stalls it ~220 ms per digit).
+no sequence hole (a hole stalls it ~220 ms per digit). The tap also swaps in
+`LossTolerantJitterBuffer`, so that a packet lost on the link is 20 ms of silence in the recording,
+not the ~100-240 ms that aiortc's own buffer throws away around it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from aiortc import RTCRtpCodecParameters
 from aiortc.codecs import CODECS
 from aiortc.codecs.opus import OpusEncoder
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamTrack
 from av import AudioFrame
 
@@ -59,6 +62,28 @@ def limit_opus(pc, bitrate: int) -> int | None:
     return done
 
 
+class LossTolerantJitterBuffer(JitterBuffer):
+    """aiortc's audio jitter buffer, except that a lost packet costs 20 ms, not ~100 ms.
+
+    aiortc's buffer waits at a hole until 16 packets are queued behind it, then throws away the
+    hole *and the packets before it* and keeps the backlog full (measured in a simulation: 37 % of
+    the packets received at 10 % loss never reached the decoder; 100-240 ms of silence per lost packet
+    in the far end's recording). Here, once more packets than the prefetch are queued behind a
+    hole, the hole is taken as lost: the packet at the head goes to the decoder and holes are
+    skipped (audio: one packet is one frame). Late packets within the prefetch (80 ms) still fit."""
+
+    def add(self, packet):
+        pli, frame = super().add(packet)
+        if frame is None and not self._is_video and self._origin is not None \
+                and sum(p is not None for p in self._packets) > self._prefetch:
+            while self._packets[self._origin % self._capacity] is None:
+                self.remove(1)
+            head = self._packets[self._origin % self._capacity]
+            self.remove(1)
+            frame = JitterFrame(data=head._data, timestamp=head.timestamp)
+        return pli, frame
+
+
 class RtpTap:
     """Sits in front of an RTCRtpReceiver: counts what arrives (payload types, bytes, per-second
     series), decodes telephone events, and hands the audio packets on."""
@@ -76,6 +101,8 @@ class RtpTap:
         self.offset = 0
         self._next = receiver._handle_rtp_packet
         receiver._handle_rtp_packet = self._handle
+        if getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None) is not None:  # before the first packet
+            receiver._RTCRtpReceiver__jitter_buffer = LossTolerantJitterBuffer(capacity=16, prefetch=4)
 
     async def _handle(self, packet, arrival_time_ms: int) -> None:
         now = time.time()

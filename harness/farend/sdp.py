@@ -93,8 +93,10 @@ def max_average_bitrate(sdp: str) -> int | None:
 def restrict_audio(sdp: str, keep: list[str] | None = None) -> str:
     """Rewrite the m=audio section of an offer: keep only the media codecs named in `keep` (in that
     order; None keeps all, in their order) and only the telephone-event whose clock matches the
-    first media codec. Chromium given a telephone-event at another clock than its send codec
-    stretches every RFC 4733 digit (PCMU with a 48 kHz event: 2.75 times as long)."""
+    first media codec (or, when none matches, the first one offered: Firefox offers only an 8 kHz
+    event next to Opus, and it is the only way it can send RFC 4733). Chromium given a telephone-event
+    at another clock than its send codec stretches every RFC 4733 digit (PCMU with a 48 kHz event:
+    2.75 times as long)."""
     codecs = audio_codecs(sdp)
     media = [c for c in codecs if c["name"].lower() not in NON_MEDIA]
     if keep is not None:
@@ -103,7 +105,8 @@ def restrict_audio(sdp: str, keep: list[str] | None = None) -> str:
     if not media:
         return sdp
     clock = media[0]["clock_rate"]
-    events = [c for c in codecs if c["name"].lower() == "telephone-event" and c["clock_rate"] == clock]
+    offered = [c for c in codecs if c["name"].lower() == "telephone-event"]
+    events = [c for c in offered if c["clock_rate"] == clock] or offered
     kept = [c["pt"] for c in media] + [c["pt"] for c in events[:1]]
     kept += [c["pt"] for c in codecs if c["name"].lower() == "cn" and c["clock_rate"] == clock and keep is None]
     dropped = {c["pt"] for c in codecs} - set(kept)
