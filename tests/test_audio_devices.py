@@ -427,7 +427,6 @@ def test_daemon_dies_with_its_owner(audio_lab, tmp_path):
     import signal
     import subprocess
     import sys
-    import time
 
     from tests.labutil import wait_until
 

@@ -2,49 +2,36 @@
 emulation, and the WebKit column's truthful not-supported verdicts; then the same probes with
 the SDK's feature broken, to show they can fail."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.rowutil import proof, run_matrix
+
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
-CLI = [sys.executable, "-m", "harness.cli"]
 
 
-def _run(tmp_path: Path, name: str, matrix: dict) -> dict:
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps({"name": name, "profiles": ["ideal"], **matrix}))
-    out = tmp_path / name
-    proc = subprocess.run(CLI + ["run", "--matrix", str(path), "--out", str(out)], capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = json.loads((out / "results.json").read_text())
-    return {(c["browser"], c["scenario"]): c for c in results["cells"]} | {"_run": results}
 
 
 @pytest.fixture(scope="module")
 def columns(tmp_path_factory):
-    return _run(tmp_path_factory.mktemp("columns"), "columns", {
+    return run_matrix(tmp_path_factory.mktemp("columns"), "columns", {
         "browsers": ["chromium", "firefox", "webkit",
                      {"name": "chromium-pixel7", "engine": "chromium", "device": "Pixel 7", "cpu_throttle": 4}],
         "scenarios": ["devices", "background", "page-load"],
         "options": {"link_check_probes": 100}})
 
 
-def _proof(cell: dict, claim: str) -> dict:
-    return next(p for p in cell["proofs"] if p["claim"].startswith(claim))
 
 
 @pytest.mark.parametrize("browser", ["chromium", "firefox"])
 def test_second_microphone_and_speakers_are_real_devices(columns, browser):
     cell = columns[(browser, "devices")]
     assert cell["status"] == "supported", cell["reason"]
-    switched = _proof(cell, "within 2 s of the switch it hears microphone b (880 Hz)")
+    switched = proof(cell, "within 2 s of the switch it hears microphone b (880 Hz)")
     assert switched["ok"] and switched["details"]["switch_s"] <= 2.0
-    assert _proof(cell, "before the switch the far end hears microphone a (440 Hz)")["ok"]
-    levels = _proof(cell, "after the switch it played on speaker b")["details"]
+    assert proof(cell, "before the switch the far end hears microphone a (440 Hz)")["ok"]
+    levels = proof(cell, "after the switch it played on speaker b")["details"]
     assert levels["a_before"] > -45 > levels["b_before"] and levels["b_after"] > -45 > levels["a_after"]
     assert Path(cell["evidence"]["speaker-a"]).stat().st_size > 48_000 and "speaker" in cell["proven_by"]
 
@@ -53,8 +40,8 @@ def test_chromium_call_continues_hidden_and_frozen(columns):
     cell = columns[("chromium", "background")]
     assert cell["status"] == "supported", cell["reason"]
     assert cell["behaviour"].startswith("Call continues")
-    assert _proof(cell, "while frozen, the page's timers stopped")["ok"]
-    assert _proof(cell, "the far end kept hearing the browser while its page was frozen")["ok"]
+    assert proof(cell, "while frozen, the page's timers stopped")["ok"]
+    assert proof(cell, "the far end kept hearing the browser while its page was frozen")["ok"]
 
 
 def test_firefox_background_says_plainly_it_cannot_be_done(columns):
@@ -91,7 +78,7 @@ def test_engine_facts(columns):
 
 def test_broken_input_switch_fails_the_row(tmp_path):
     """The probe can fail: with the SDK's input switch broken, the far end still hears 440 Hz."""
-    cells = _run(tmp_path, "broken", {"browsers": ["chromium"], "scenarios": ["devices"],
+    cells = run_matrix(tmp_path, "broken", {"browsers": ["chromium"], "scenarios": ["devices"],
                                       "options": {"link_check_probes": 0, "break": "input"}})
     cell = cells[("chromium", "devices")]
     assert cell["status"] == "failed" and "880 Hz" in cell["reason"]

@@ -2,38 +2,25 @@
 in the background, hang up on reload. One run on every engine over an ideal link, then the same
 rows with the SDK's `incoming` and `unload` broken, to show each turns red."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.rowutil import proof, run_matrix
+
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
-CLI = [sys.executable, "-m", "harness.cli"]
 ROWS = ["inbound-call", "incoming-background", "unload-hangup"]
 NO_WEBRTC = "Not supported: this WebKit build has no WebRTC (RTCPeerConnection is undefined)"
 
 
-def _run(tmp_path: Path, name: str, matrix: dict) -> dict:
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps({"name": name, "profiles": ["ideal"], "scenarios": ROWS, **matrix}))
-    out = tmp_path / name
-    proc = subprocess.run(CLI + ["run", "--matrix", str(path), "--out", str(out)], capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = json.loads((out / "results.json").read_text())
-    return {(c["browser"], c["scenario"]): c for c in results["cells"]}
 
 
 @pytest.fixture(scope="module")
 def calls(tmp_path_factory):
-    return _run(tmp_path_factory.mktemp("calls"), "calls", {
+    return run_matrix(tmp_path_factory.mktemp("calls"), "calls", {"scenarios": ROWS,
         "browsers": ["chromium", "firefox", "webkit"], "options": {"link_check_probes": 0, "stats_seconds": 2}})
 
 
-def _proof(cell: dict, claim: str) -> dict:
-    return next(p for p in cell["proofs"] if p["claim"].startswith(claim))
 
 
 @pytest.mark.parametrize("browser", ["chromium", "firefox"])
@@ -41,14 +28,14 @@ def test_incoming_call_rings_and_talks_both_ways(calls, browser):
     cell = calls[(browser, "inbound-call")]
     assert cell["status"] == "supported", cell["reason"]
     assert {"far-end", "page", "speaker"} <= set(cell["proven_by"])
-    ring = _proof(cell, "the page rang")["details"]
+    ring = proof(cell, "the page rang")["details"]
     assert 0 <= ring["incoming_ms"] < 1000 and ring["detail"]["from"] == "rtcmatrix"
-    tone = _proof(cell, "the far end hears the browser's 440 Hz")["details"]
+    tone = proof(cell, "the far end hears the browser's 440 Hz")["details"]
     assert tone["share"] >= 0.9 and 0 <= tone["ringing_ms"] < 1000 and 0 < tone["answer_to_far_end_ms"] < 5000
-    speaker = _proof(cell, "the browser played the far end's prompt")["details"]
+    speaker = proof(cell, "the browser played the far end's prompt")["details"]
     assert speaker["played_dbfs"] > -45 and speaker["ringing_dbfs"] < -60
     assert Path(cell["evidence"]["speaker-a"]).stat().st_size > 48_000
-    assert _proof(cell, "the far end saw the browser hang up")["ok"]
+    assert proof(cell, "the far end saw the browser hang up")["ok"]
 
 
 def test_chromium_rings_hidden_and_loses_the_call_placed_while_frozen(calls):
@@ -56,11 +43,11 @@ def test_chromium_rings_hidden_and_loses_the_call_placed_while_frozen(calls):
     closed by Chromium on resume, and the far end drops the call that was waiting (see the row's
     docstring). The behaviour says so, with the figures."""
     cell = calls[("chromium", "incoming-background")]
-    hidden = _proof(cell, "the hidden page rang")["details"]
+    hidden = proof(cell, "the hidden page rang")["details"]
     assert hidden["visibilityState"] == "hidden" and hidden["incoming_ms"] < 1000
-    assert _proof(cell, "after the answer (hidden) the far end hears")["ok"]
+    assert proof(cell, "after the answer (hidden) the far end hears")["ok"]
     assert cell["behaviour"].startswith("Rings at once while hidden")
-    frozen = _proof(cell, "the call placed while the page was frozen")
+    frozen = proof(cell, "the call placed while the page was frozen")
     if frozen["ok"]:  # a far end (or browser) that keeps the call: then it must ring and answer when back
         assert cell["status"] == "supported", cell["reason"]
         assert "rings only when brought back" in cell["behaviour"] or "still rings" in cell["behaviour"]
@@ -78,7 +65,7 @@ def test_firefox_background_incoming_is_skipped_plainly(calls):
 def test_reload_hangs_up_with_a_bye(calls, browser):
     cell = calls[(browser, "unload-hangup")]
     assert cell["status"] == "supported", cell["reason"]
-    ended = _proof(cell, "the call ended at the far end within 2 s")["details"]
+    ended = proof(cell, "the call ended at the far end within 2 s")["details"]
     assert ended["end_s"] <= 2.0 and ended["ended_by"] == "browser" and ended["end_reason"] == "unload"
 
 
@@ -89,7 +76,7 @@ def test_webkit_column_is_truthful(calls):
 
 
 def test_broken_sdk_turns_each_row_red(tmp_path):
-    cells = _run(tmp_path, "broken", {"browsers": ["chromium"],
+    cells = run_matrix(tmp_path, "broken", {"scenarios": ROWS, "browsers": ["chromium"],
                                       "options": {"link_check_probes": 0, "stats_seconds": 2,
                                                   "break": "incoming,unload"}})
     inbound = cells[("chromium", "inbound-call")]

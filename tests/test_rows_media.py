@@ -3,42 +3,29 @@ headers, quality feedback, WebRTC support detection and codec negotiation on Chr
 WebKit over an ideal link; then the same rows with the reference SDK's features broken, to show that
 each one can turn red."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.rowutil import proof, run_matrix
+
 from harness.scenarios.test_headers import INVALID as INVALID_HEADERS, VALID as VALID_HEADERS
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
-CLI = [sys.executable, "-m", "harness.cli"]
 ROWS = ["mute", "dtmf", "headers", "feedback", "webrtc-support", "codec"]
 CALLING = ["chromium", "firefox"]
 DIGITS = "0123456789*#"
 BREAKS = "mute,dtmf,headers,feedback,notsupported,codec"
 
 
-def _run(tmp_path: Path, name: str, matrix: dict) -> dict:
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps({"name": name, "profiles": ["ideal"], "scenarios": ROWS, **matrix}))
-    out = tmp_path / name
-    proc = subprocess.run(CLI + ["run", "--matrix", str(path), "--out", str(out)], capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = json.loads((out / "results.json").read_text())
-    return {(c["browser"], c["scenario"]): c for c in results["cells"]} | {"_run": results}
 
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):
-    return _run(tmp_path_factory.mktemp("media"), "media", {
+    return run_matrix(tmp_path_factory.mktemp("media"), "media", {"scenarios": ROWS,
         "browsers": ["chromium", "firefox", "webkit"], "options": {"link_check_probes": 0, "stats_seconds": 2}})
 
 
-def _proof(cell: dict, claim: str) -> dict:
-    return next(p for p in cell["proofs"] if p["claim"].startswith(claim))
 
 
 def _supported(cell: dict) -> None:
@@ -50,10 +37,10 @@ def _supported(cell: dict) -> None:
 def test_mute_edges_at_the_far_end(rows, browser):
     cell = rows[(browser, "mute")]
     _supported(cell)
-    silent = _proof(cell, "the far end hears silence within 500 ms")["details"]["mute_edge_ms"]
-    back = _proof(cell, "the far end hears the browser again within 500 ms")["details"]["unmute_edge_ms"]
+    silent = proof(cell, "the far end hears silence within 500 ms")["details"]["mute_edge_ms"]
+    back = proof(cell, "the far end hears the browser again within 500 ms")["details"]["unmute_edge_ms"]
     assert -50 <= silent <= 500 and -50 <= back <= 500, (silent, back)
-    assert _proof(cell, "it stays silent until unmute")["details"]["active_share"] <= 0.05
+    assert proof(cell, "it stays silent until unmute")["details"]["active_share"] <= 0.05
 
 
 @pytest.mark.parametrize("browser", CALLING)
@@ -61,12 +48,12 @@ def test_dtmf_both_modes_exact_with_latency(rows, browser):
     cell = rows[(browser, "dtmf")]
     _supported(cell)
     for mode in ("rfc4733", "inband"):
-        got = _proof(cell, f"the far end received {DIGITS} as {mode} DTMF")["details"]
+        got = proof(cell, f"the far end received {DIGITS} as {mode} DTMF")["details"]
         assert got["heard"] == DIGITS and got["in_order"] == 12
         assert len(got["latency_ms"]) == 12 and 0 <= got["mean_latency_ms"] <= 500, got["latency_ms"]
-        assert _proof(cell, f"none of them arrived as {'inband' if mode == 'rfc4733' else 'rfc4733'}")["ok"]
-        assert _proof(cell, f"the SDK sent the digits as {mode}")["details"]["dtmf_sent_events"] == 12
-    rfc = _proof(cell, f"the far end received {DIGITS} as rfc4733 DTMF")["details"]
+        assert proof(cell, f"none of them arrived as {'inband' if mode == 'rfc4733' else 'rfc4733'}")["ok"]
+        assert proof(cell, f"the SDK sent the digits as {mode}")["details"]["dtmf_sent_events"] == 12
+    rfc = proof(cell, f"the far end received {DIGITS} as rfc4733 DTMF")["details"]
     assert all(80 <= d <= 130 for d in rfc["durations_ms"]), rfc["durations_ms"]  # Firefox rounds 100 up to 120
 
 
@@ -74,9 +61,9 @@ def test_dtmf_both_modes_exact_with_latency(rows, browser):
 def test_only_valid_headers_arrive(rows, browser):
     cell = rows[(browser, "headers")]
     _supported(cell)
-    assert _proof(cell, "all 5 valid X-PH- headers arrived exactly")["details"]["arrived"] == VALID_HEADERS
-    assert _proof(cell, f"none of the {len(INVALID_HEADERS)} invalid headers arrived")["details"]["leaked"] == {}
-    dropped = _proof(cell, "the SDK reported exactly the invalid headers as dropped")["details"]["dropped"]
+    assert proof(cell, "all 5 valid X-PH- headers arrived exactly")["details"]["arrived"] == VALID_HEADERS
+    assert proof(cell, f"none of the {len(INVALID_HEADERS)} invalid headers arrived")["details"]["leaked"] == {}
+    dropped = proof(cell, "the SDK reported exactly the invalid headers as dropped")["details"]["dropped"]
     assert sorted(dropped) == sorted(INVALID_HEADERS) and all(dropped.values())
     assert Path(cell["evidence"]["headers"]).exists()
 
@@ -85,9 +72,9 @@ def test_only_valid_headers_arrive(rows, browser):
 def test_feedback_valid_stored_invalid_refused(rows, browser):
     cell = rows[(browser, "feedback")]
     _supported(cell)
-    stored = _proof(cell, "all 3 valid feedback entries are stored at the far end")["details"]["stored"]
+    stored = proof(cell, "all 3 valid feedback entries are stored at the far end")["details"]["stored"]
     assert [s[0] for s in stored] == [3, 5, 1]
-    refused = _proof(cell, "the SDK refused each invalid feedback with a reason")["details"]["refused"]
+    refused = proof(cell, "the SDK refused each invalid feedback with a reason")["details"]["refused"]
     assert set(refused) == {"rating 0", "rating 6", "issues missing with a rating below 5", "an unknown issue"}
     assert all(errors for errors in refused.values())
 
@@ -100,7 +87,7 @@ def test_webrtc_detection_is_right_on_every_engine(rows):
     webkit = rows[("webkit", "webrtc-support")]
     assert webkit["status"] == "supported", webkit["reason"]
     assert webkit["behaviour"] == "fires on this engine: RTCPeerConnection missing"
-    assert _proof(webkit, "webrtcNotSupported fired")["ok"] and webkit["proven_by"] == ["page"]
+    assert proof(webkit, "webrtcNotSupported fired")["ok"] and webkit["proven_by"] == ["page"]
 
 
 @pytest.mark.parametrize("browser", CALLING)
@@ -108,13 +95,13 @@ def test_codecs_negotiated_and_on_the_wire(rows, browser):
     cell = rows[(browser, "codec")]
     _supported(cell)
     assert "wire" in cell["proven_by"]
-    opus = _proof(cell, "the browser's RTP carries payload type")["details"]["streams"][0]["pt"]
-    assert 96 <= opus <= 127 and _proof(cell, "OPUS was negotiated")["details"]["pt"] == opus
-    pcmu = _proof(cell, "PCMU was negotiated")["details"]
+    opus = proof(cell, "the browser's RTP carries payload type")["details"]["streams"][0]["pt"]
+    assert 96 <= opus <= 127 and proof(cell, "OPUS was negotiated")["details"]["pt"] == opus
+    pcmu = proof(cell, "PCMU was negotiated")["details"]
     assert pcmu["pt"] == 0 and pcmu["clock_rate"] == 8000
-    assert _proof(cell, "the browser's RTP carries payload type 0 (PCMU)")["ok"]
+    assert proof(cell, "the browser's RTP carries payload type 0 (PCMU)")["ok"]
     for name in ("OPUS", "PCMU"):
-        heard = _proof(cell, f"the far end hears the 440 Hz tone through {name}")["details"]
+        heard = proof(cell, f"the far end hears the 440 Hz tone through {name}")["details"]
         assert abs(heard["dominant_hz"] - 440) < 5
 
 
@@ -127,7 +114,7 @@ def test_webkit_calling_rows_are_not_supported_by_the_browser(rows):
 
 def test_broken_sdk_turns_each_row_red(tmp_path):
     # The engines' own fake capture (no audio server to start): enough to show each row fail.
-    cells = _run(tmp_path, "broken", {"browsers": ["chromium", "webkit"], "options": {
+    cells = run_matrix(tmp_path, "broken", {"scenarios": ROWS, "browsers": ["chromium", "webkit"], "options": {
         "link_check_probes": 0, "stats_seconds": 2, "audio": "fake", "break": BREAKS}})
     expect = {  # row -> what the failing proof says
         "mute": "the far end hears silence within 500 ms of rtcm.mute()",
@@ -139,7 +126,7 @@ def test_broken_sdk_turns_each_row_red(tmp_path):
     for row, claim in expect.items():
         cell = cells[("chromium", row)]
         assert cell["status"] == "failed" and claim in cell["reason"], (row, cell["reason"])
-        assert not _proof(cell, claim)["ok"]
+        assert not proof(cell, claim)["ok"]
     # notsupported makes isSupported() lie: harmless where WebRTC exists, red where it does not.
     assert cells[("chromium", "webrtc-support")]["status"] == "supported"
     webkit = cells[("webkit", "webrtc-support")]

@@ -14,7 +14,6 @@ import re
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 from playwright.sync_api import Browser, Playwright
 

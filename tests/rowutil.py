@@ -1,0 +1,27 @@
+"""Running a small matrix through `rtcmatrix run` as a user does, and reading its cells back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "harness.cli"]
+
+
+def run_matrix(tmp_path: Path, name: str, matrix: dict, timeout_s: float = 600) -> dict:
+    """Run `matrix` (profiles default to [ideal]); returns {(browser, scenario): cell, "_run": results}."""
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"name": name, "profiles": ["ideal"], **matrix}))
+    out = tmp_path / name
+    proc = subprocess.run(CLI + ["run", "--matrix", str(path), "--out", str(out)], capture_output=True, text=True,
+                          timeout=timeout_s)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    return {(c["browser"], c["scenario"]): c for c in results["cells"]} | {"_run": results}
+
+
+def proof(cell: dict, claim: str) -> dict:
+    """The cell's proof whose claim starts with `claim`."""
+    return next(p for p in cell["proofs"] if p["claim"].startswith(claim))
