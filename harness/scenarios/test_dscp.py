@@ -45,7 +45,15 @@ def test_dscp(cell, softphone, far_end, lab):
     softphone.login()
     softphone.call("echo")
     softphone.wait_for("connected", cell.options.connect_timeout_s)
+    with WireTap(lab) as tap:
+        time.sleep(CAPTURE_S / 2)
+        _send_marked(lab, EF)
+        time.sleep(CAPTURE_S / 2)
     senders = softphone.page.evaluate("rtcm.probe.senders()")
+    softphone.hangup()
+    wire = tap.report()
+    cell.keep("wire.json", wire.model_dump())
+    sent = [s for s in wire.from_browser(lab.client_ip) if s.ssrc != CONTROL_SSRC]
     encodings = senders[0]["encodings"] if senders else []
     first = encodings[0] if encodings else {}
     # `priority` is in every engine's RTCRtpEncodingParameters; `networkPriority` (the one Chromium
@@ -54,19 +62,12 @@ def test_dscp(cell, softphone, far_end, lab):
     cell.prove("page", "the SDK asked for high priority on its audio sender (dscp on)",
                first.get("priority") == "high" and first.get("networkPriority", "high") == "high",
                encodings=encodings, dscp_option=(info.get("options") or {}).get("dscp"),
-               browser_kept_network_priority=kept_network_priority)
-    with WireTap(lab) as tap:
-        time.sleep(CAPTURE_S / 2)
-        _send_marked(lab, EF)
-        time.sleep(CAPTURE_S / 2)
-    softphone.hangup()
-    wire = tap.report()
-    cell.keep("wire.json", wire.model_dump())
+               browser_kept_network_priority=kept_network_priority,
+               wire_tos=[s.tos for s in sent])
     control = next((s for s in wire.streams if s.ssrc == CONTROL_SSRC), None)
     cell.prove("wire", "the lab link carries a DSCP mark unchanged (a control packet marked EF arrived marked EF)",
                control is not None and control.dscps == {EF: control.packets},
                control_tos=control.tos if control else None)
-    sent = [s for s in wire.from_browser(lab.client_ip) if s.ssrc != CONTROL_SSRC]
     cell.prove("wire", "the browser's RTP stream crossed the lab link",
                len(sent) == 1 and sent[0].packets >= MIN_PACKETS,
                streams=[{"ssrc": s.ssrc, "packets": s.packets, "tos": s.tos} for s in sent])
