@@ -2,18 +2,19 @@
 triggers, reconnect after a blackout and through a blip, the bitrate cap on the wire, DSCP on the
 wire; then the same rows with the SDK's features broken, to show each can fail.
 
-The two runs are started together (each has its own lab) to keep the module near three minutes.
+The two runs are started together (each has its own lab; rowutil.run_matrix would run them one
+after the other) to keep the module under three minutes.
 """
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.rowutil import CLI, proof
+
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
-CLI = [sys.executable, "-m", "harness.cli"]
 ROWS = ["quality-warnings", "reconnect", "bitrate-cap", "dscp"]
 BROKEN = "quality,reconnect,bitrate,dscp"
 
@@ -53,27 +54,23 @@ def runs(tmp_path_factory):
     return {name: _finish(tmp, name, *pair) for name, pair in started.items()}
 
 
-def _proof(cell: dict, claim: str) -> dict:
-    return next(p for p in cell["proofs"] if p["claim"].startswith(claim))
-
-
 # --- quality warnings -------------------------------------------------------------------------------
 
 def test_chromium_raises_and_clears_each_warning(runs):
     cell = runs["rows"][("chromium", "quality-warnings")]
     assert cell["status"] == "supported", cell["reason"]
-    assert _proof(cell, "no quality warning fires on an ideal link")["ok"]
-    assert _proof(cell, "the far end heard the browser's tone clean")["ok"]
+    assert proof(cell, "no quality warning fires on an ideal link")["ok"]
+    assert proof(cell, "the far end heard the browser's tone clean")["ok"]
     for kind, limit in (("high_packetloss", 10), ("high_rtt", 400), ("no_audio_received", None), ("high_jitter", None)):
         if kind == "high_jitter" and "high_jitter not provoked" in cell["behaviour"]:
             continue  # 200 ms slots take the jitter only just past 30 ms: a reading under it is reported, not failed
-        raised = _proof(cell, f"{kind} is raised under its trigger")["details"]
-        cleared = _proof(cell, f"{kind} clears once its trigger is removed")["details"]
+        raised = proof(cell, f"{kind} is raised under its trigger")["details"]
+        cleared = proof(cell, f"{kind} clears once its trigger is removed")["details"]
         assert 0 < raised["raised_after_s"] <= raised["within_s"] and 0 < cleared["cleared_after_s"] <= cleared["within_s"]
         if limit:
-            assert _proof(cell, f"{kind} reports a value past its threshold")["details"]["value"] >= limit
-    assert _proof(cell, "the far end really went silent and came back")["ok"]
-    assert _proof(cell, "every warning that was raised also cleared")["details"]["stuck"] == {}
+            assert proof(cell, f"{kind} reports a value past its threshold")["details"]["value"] >= limit
+    assert proof(cell, "the far end really went silent and came back")["ok"]
+    assert proof(cell, "every warning that was raised also cleared")["details"]["stuck"] == {}
     assert "high_rtt raised" in cell["behaviour"] and "no_audio_received raised" in cell["behaviour"]
 
 
@@ -83,10 +80,10 @@ def test_firefox_quality_warnings_false_alarm_on_an_ideal_link(runs):
     tone: a failure of the SDK on this browser, found by the row. The triggers are still measured."""
     cell = runs["rows"][("firefox", "quality-warnings")]
     assert cell["status"] == "failed" and "no quality warning fires on an ideal link" in cell["reason"]
-    proof = _proof(cell, "no quality warning fires on an ideal link")["details"]
-    assert list(proof["warnings"]) == ["no_audio_received:local_audio"]
-    assert "totalAudioEnergy" not in proof["media_source_fields"] and proof["far_end_heard_dbfs"] > -30
-    assert _proof(cell, "the far end heard the browser's tone clean")["ok"]
+    quiet = proof(cell, "no quality warning fires on an ideal link")["details"]
+    assert list(quiet["warnings"]) == ["no_audio_received:local_audio"]
+    assert "totalAudioEnergy" not in quiet["media_source_fields"] and quiet["far_end_heard_dbfs"] > -30
+    assert proof(cell, "the far end heard the browser's tone clean")["ok"]
     for kind in ("high_packetloss", "high_rtt", "no_audio_received"):
         assert f"{kind} raised" in cell["behaviour"], cell["behaviour"]
     assert "high_jitter raised" in cell["behaviour"] or "high_jitter not provoked" in cell["behaviour"]
@@ -98,17 +95,17 @@ def test_firefox_quality_warnings_false_alarm_on_an_ideal_link(runs):
 def test_reconnects_after_a_blackout_and_keeps_the_call_through_a_blip(runs, browser):
     cell = runs["rows"][(browser, "reconnect")]
     assert cell["status"] == "supported", cell["reason"]
-    down = _proof(cell, "a 5 s blackout logs the SDK out")["details"]
+    down = proof(cell, "a 5 s blackout logs the SDK out")["details"]
     assert down["reason"] == "keepalive timeout" and 1.5 <= down["noticed_after_s"] <= 4.0
-    up = _proof(cell, "the SDK logged back in by itself")["details"]
+    up = proof(cell, "the SDK logged back in by itself")["details"]
     assert 0 <= up["registered_after_link_back_s"] <= 8
-    relogin = _proof(cell, "the far end saw the re-login")["details"]
+    relogin = proof(cell, "the far end saw the re-login")["details"]
     assert [e["reconnect"] for e in relogin["logins"] if e["ok"]] == [True]
     assert relogin["session"] != relogin["first_session"]
-    gap = _proof(cell, "the far end's audio gap is the blip")["details"]
+    gap = proof(cell, "the far end's audio gap is the blip")["details"]
     assert 0.8 <= gap["audio_gap_s"] <= 2.0
-    assert _proof(cell, "after the blip the far end hears")["details"]["share"] >= 0.9
-    assert _proof(cell, "the blip caused no re-login")["details"]["logins"] == []
+    assert proof(cell, "after the blip the far end hears")["details"]["share"] >= 0.9
+    assert proof(cell, "the blip caused no re-login")["details"]["logins"] == []
     assert cell["behaviour"].startswith("a 1 s blip kept the call")
 
 
@@ -118,10 +115,10 @@ def test_reconnects_after_a_blackout_and_keeps_the_call_through_a_blip(runs, bro
 def test_bitrate_cap_holds_on_the_wire(runs, browser):
     cell = runs["rows"][(browser, "bitrate-cap")]
     assert cell["status"] == "supported", cell["reason"]
-    capped = _proof(cell, "with maxAverageBitrate 16000")["details"]
+    capped = proof(cell, "with maxAverageBitrate 16000")["details"]
     assert 10 <= capped["opus_kbps"] <= 16.8 and capped["frame_ms"] == 20.0 and capped["remote_sdp_has_cap"]
     assert capped["ip_kbps"] > capped["opus_kbps"] + 15  # 50 packets/s of IP/UDP/RTP/SRTP headers
-    free = _proof(cell, "without the cap")["details"]
+    free = proof(cell, "without the cap")["details"]
     assert free["uncapped_opus_kbps"] >= 24 and free["ratio"] >= 1.5
     assert "far-end" in cell["proven_by"] and "wire" in cell["proven_by"]
 
@@ -129,13 +126,13 @@ def test_bitrate_cap_holds_on_the_wire(runs, browser):
 def test_dscp_per_engine(runs):
     chromium = runs["rows"][("chromium", "dscp")]
     assert chromium["status"] == "supported", chromium["reason"]
-    marked = _proof(chromium, "every RTP packet of the browser carries DSCP EF")["details"]
+    marked = proof(chromium, "every RTP packet of the browser carries DSCP EF")["details"]
     assert marked["dscp"] == {"46": marked["packets"]} and marked["network_priority"] == "high"
-    assert _proof(chromium, "the lab link carries a DSCP mark unchanged")["ok"]
+    assert proof(chromium, "the lab link carries a DSCP mark unchanged")["ok"]
     firefox = runs["rows"][("firefox", "dscp")]
     assert firefox["status"] == "not-supported" and firefox["lacking"].startswith("browser: RTCRtpEncodingParameters.networkPriority")
-    assert _proof(firefox, "the SDK asked for high priority")["details"]["browser_kept_network_priority"] is False
-    assert _proof(firefox, "the lab link carries a DSCP mark unchanged")["ok"]
+    assert proof(firefox, "the SDK asked for high priority")["details"]["browser_kept_network_priority"] is False
+    assert proof(firefox, "the lab link carries a DSCP mark unchanged")["ok"]
     assert "DSCP 0" in firefox["reason"]
 
 
@@ -156,6 +153,6 @@ def test_broken_sdk_turns_each_row_red(runs):
     assert "will_reconnect=False" in reconnect["reason"]
     bitrate = broken[("chromium", "bitrate-cap")]
     assert bitrate["status"] == "failed" and "stays at or under 16 kbit/s" in bitrate["reason"]
-    assert _proof(bitrate, "with maxAverageBitrate 16000")["details"]["opus_kbps"] > 24
+    assert proof(bitrate, "with maxAverageBitrate 16000")["details"]["opus_kbps"] > 24
     dscp = broken[("chromium", "dscp")]  # chromium marked EF without the break (test_dscp_per_engine)
     assert dscp["status"] == "failed" and "asked for high priority" in dscp["reason"]
