@@ -78,7 +78,8 @@
                     packetsReceived: inb ? inb.packetsReceived || 0 : null,
                     packetsLost: inb ? Math.max(0, inb.packetsLost || 0) : null,
                     inEnergy: inb ? inb.totalAudioEnergy || 0 : null,
-                    micEnergy: src ? src.totalAudioEnergy || 0 : null };
+                    // Firefox's media-source has no totalAudioEnergy: unknown, not silent.
+                    micEnergy: src && src.totalAudioEnergy != null ? src.totalAudioEnergy : null };
       const p = this.prev;
       this.prev = now;
       if (p && now.packetsReceived != null && p.packetsReceived != null) {
