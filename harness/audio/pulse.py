@@ -88,6 +88,16 @@ class _Mic:
     module: int | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    was_default: bool = False  # the default source when it was removed (restore_mic makes it so again)
+
+
+@dataclass
+class _Loop:
+    """A microphone that hears a speaker: an echo path."""
+    name: str
+    speaker: str
+    description: str
+    module: int | None = None
 
 
 @dataclass
@@ -114,6 +124,7 @@ class AudioServer:
         self._mics = {n: _Mic(n, Path(p).resolve(), self.workdir / f"mic-{n}.fifo") for n, p in mics.items()}
         self._speakers = {n: _Speaker(n, self.workdir / f"speaker-{n}.raw", self.workdir / f"speaker-{n}.wav",
                                       f"rtcm speaker {n}") for n in speakers}
+        self._loops: dict[str, _Loop] = {}
         self._watchdog: subprocess.Popen | None = None
         self._lifeline: int | None = None
         self.started_s: float | None = None  # how long start() took
@@ -188,21 +199,26 @@ class AudioServer:
                     sink_name=f"rtcm_spk_{spk.name}", rate=RATE, channels=2,
                     sink_properties=f"device.description='{spk.description}'"))
             for mic in self._mics.values():
-                x, rate = read_wav(mic.wav)
-                hz = _tone_hz(x, rate)
-                mic.description = f"rtcm mic {mic.name} ({f'{hz:.0f} Hz' if hz else mic.wav.name})"
-                mic.fifo.unlink(missing_ok=True)
-                mic.module = pulse.module_load("module-pipe-source", _args(
-                    source_name=f"rtcm_mic_{mic.name}", file=mic.fifo, format="s16le", rate=rate, channels=1,
-                    source_properties=f"device.description='{mic.description}'"))
-                pcm = (x * 32767).astype("<i2").tobytes()
-                mic.thread = threading.Thread(target=_feed, args=(mic, pcm, rate), daemon=True,
-                                              name=f"rtcm-mic-{mic.name}")
-                mic.thread.start()
+                self._load_mic(pulse, mic)
             if self._speakers:
                 pulse.sink_default_set(f"rtcm_spk_{next(iter(self._speakers))}")
             if self._mics:
                 pulse.source_default_set(f"rtcm_mic_{next(iter(self._mics))}")
+
+    def _load_mic(self, pulse: pulsectl.Pulse, mic: _Mic) -> None:
+        """The mic's pipe source and the thread that feeds it its WAV (also how restore_mic plugs it back)."""
+        x, rate = read_wav(mic.wav)
+        hz = _tone_hz(x, rate)
+        mic.description = f"rtcm mic {mic.name} ({f'{hz:.0f} Hz' if hz else mic.wav.name})"
+        mic.fifo.unlink(missing_ok=True)
+        mic.stop = threading.Event()
+        mic.module = pulse.module_load("module-pipe-source", _args(
+            source_name=f"rtcm_mic_{mic.name}", file=mic.fifo, format="s16le", rate=rate, channels=1,
+            source_properties=f"device.description='{mic.description}'"))
+        pcm = (x * 32767).astype("<i2").tobytes()
+        mic.thread = threading.Thread(target=_feed, args=(mic, pcm, rate, mic.stop), daemon=True,
+                                      name=f"rtcm-mic-{mic.name}")
+        mic.thread.start()
 
     def _start_recorders(self) -> None:
         env = {**self._daemon_env(), **self.env}
@@ -237,6 +253,7 @@ class AudioServer:
 
     def stop(self) -> None:
         """Idempotent, and safe after a failed start; the recordings stay readable."""
+        self._loops.clear()  # their modules die with the daemon
         for mic in self._mics.values():
             mic.stop.set()
         for spk in self._speakers.values():
@@ -273,24 +290,68 @@ class AudioServer:
         return [n for n, m in self._mics.items() if m.module is not None]
 
     @property
+    def echo_mics(self) -> list[str]:
+        return list(self._loops)
+
+    @property
     def speakers(self) -> list[str]:
         return list(self._speakers)
 
     def mic_label(self, name: str) -> str:
-        """What browsers show as the mic's enumerateDevices() label, e.g. "rtcm mic a (440 Hz)"."""
-        return self._mics[name].description
+        """What browsers show as the mic's enumerateDevices() label, e.g. "rtcm mic a (440 Hz)"
+        (an echo mic's too, see add_echo_mic)."""
+        return self._loops[name].description if name in self._loops else self._mics[name].description
 
     def speaker_label(self, name: str) -> str:
         return self._speakers[name].description
 
     def remove_mic(self, name: str) -> None:
-        """Unplug: the source disappears while clients may still be capturing from it."""
+        """Unplug: the source disappears while clients may still be capturing from it (their
+        streams are killed: no rescue module moves them). Undo with restore_mic."""
         mic = self._mics[name]
         if mic.module is not None:
             mic.stop.set()
             with self._pulse() as pulse:
+                mic.was_default = pulse.server_info().default_source_name == f"rtcm_mic_{name}"
                 pulse.module_unload(mic.module)
             mic.module = None
+            if mic.thread:
+                mic.thread.join(timeout=2)
+
+    def restore_mic(self, name: str) -> None:
+        """Plug a removed mic back: the same source name and label (so the same deviceId in a
+        browser), its WAV again, and the default source again if it was the default."""
+        mic = self._mics[name]
+        if mic.module is not None:
+            return
+        with self._pulse() as pulse:
+            self._load_mic(pulse, mic)
+            if mic.was_default:
+                pulse.source_default_set(f"rtcm_mic_{name}")
+
+    def add_echo_mic(self, name: str, speaker: str) -> str:
+        """A microphone that hears speaker `speaker`: an acoustic echo path inside the server (a
+        remapped source on the speaker's monitor, so browsers list it as an ordinary microphone;
+        measured: a perfect echo, 0 dB, 140-180 ms behind the speaker in what a browser sends).
+        Returns its label. Take it away with remove_echo_mic: one server serves every cell of its column."""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", name) or name in self._mics or name in self._loops:
+            raise ValueError(f"echo mic name {name!r}: a new name of letters, digits, '-' or '_'")
+        if speaker not in self._speakers:
+            raise AudioError(f"echo mic {name}: no speaker {speaker!r}")
+        loop = _Loop(name, speaker, f"rtcm mic {name} (hears speaker {speaker})")
+        with self._pulse() as pulse:
+            loop.module = pulse.module_load("module-remap-source", _args(
+                master=f"rtcm_spk_{speaker}.monitor", source_name=f"rtcm_mic_{name}", channels=1,
+                source_properties=f"device.description='{loop.description}'"))
+        self._loops[name] = loop
+        return loop.description
+
+    def remove_echo_mic(self, name: str) -> None:
+        """Take an echo mic away again: the server is as it was before add_echo_mic."""
+        loop = self._loops.pop(name, None)
+        if loop is not None and loop.module is not None:
+            with self._pulse() as pulse, contextlib.suppress(pulsectl.PulseError):
+                pulse.module_unload(loop.module)
 
     def recording(self, name: str) -> Path:
         """Everything speaker `name` played so far, as a finished 48 kHz mono WAV (rewritten each call)."""
@@ -333,7 +394,7 @@ def _args(**kw) -> str:
     return " ".join(f'{k}="{v}"' if " " in str(v) or "'" in str(v) else f"{k}={v}" for k, v in kw.items())
 
 
-def _feed(mic: _Mic, pcm: bytes, rate: int) -> None:
+def _feed(mic: _Mic, pcm: bytes, rate: int, stop: threading.Event) -> None:
     """Loop the WAV into the FIFO at real time: writing ahead would queue latency in the pipe."""
     try:  # O_NONBLOCK: fail at once (ENXIO) rather than hang if the source is already gone
         fd = os.open(mic.fifo, os.O_WRONLY | os.O_NONBLOCK)
@@ -345,7 +406,7 @@ def _feed(mic: _Mic, pcm: bytes, rate: int) -> None:
     chunk = int(CHUNK_S * rate) * 2
     start, sent, pos = time.monotonic(), 0, 0
     try:
-        while not mic.stop.is_set():
+        while not stop.is_set():
             ahead = sent / 2 / rate - (time.monotonic() - start)
             if ahead > PREBUFFER_S:
                 time.sleep(ahead - PREBUFFER_S + CHUNK_S / 2)
