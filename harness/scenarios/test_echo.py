@@ -57,7 +57,8 @@ MAX_LAG_S = 0.5               # the echo mic's capture path, at most
 ENVELOPE_S = 0.02
 SMOOTH_FRAMES = 5             # 100 ms, for the correlation only
 ACTIVE_DBFS = -40.0           # speaker frames louder than this count (the prompt's pauses do not)
-DEVICE_WAIT_S = 5.0
+DEVICE_WAIT_S = 6.0
+NUDGE_S = 2.0
 PROCESSING = ("echoCancellation", "noiseSuppression")
 ECHO_MIC = "echo"
 PAGE_OPTIONS_ENV = "RTCM_ECHO_PAGE_OPTIONS"
@@ -124,13 +125,22 @@ def prompt_correlation(played: np.ndarray, prompt: np.ndarray) -> float:
     return round(max(_pearson(h, _smooth(p[j:j + n])) for j in range(0, L, 2)), 3)
 
 
-def _find_device(softphone, label: str) -> str | None:
-    deadline = time.monotonic() + DEVICE_WAIT_S
-    while True:  # a device plugged in a moment ago: engines refresh their lists on the server's event
+def _find_device(softphone, label: str) -> tuple[str | None, dict]:
+    """The echo mic's deviceId once the browser lists it, and how that went. A device plugged in a
+    moment ago shows once the engine has the audio server's event; if it has not after NUDGE_S,
+    open and close the default microphone, as a device picker does, and look again (measured: once
+    in some ten runs Firefox had not listed it 5 s later)."""
+    t0, nudged = time.monotonic(), None
+    while True:
         found = next((d["deviceId"] for d in softphone.devices() if d["kind"] == "audioinput" and d["label"] == label),
                      None)
-        if found or time.monotonic() > deadline:
-            return found
+        waited = time.monotonic() - t0
+        if found or waited > DEVICE_WAIT_S:
+            return found, {"took_s": round(waited, 2), "nudged_at_s": nudged}
+        if nudged is None and waited > NUDGE_S:
+            nudged = round(waited, 2)
+            softphone.page.evaluate("() => navigator.mediaDevices.getUserMedia({audio: true})"
+                                    ".then((s) => s.getTracks().forEach((t) => t.stop())).catch(() => null)")
         time.sleep(0.2)
 
 
@@ -182,11 +192,15 @@ def test_echo(cell, softphone, far_end, browsers):
     supported = set(softphone.capabilities.get("audioConstraints") or [])
     lacking = [k for k in PROCESSING if k not in supported]
     softphone.login()
+    # devicechange events, counted as evidence of how the engine saw the echo mic arrive
+    softphone.page.evaluate("() => { window.rtcmDeviceChanges = 0; navigator.mediaDevices.addEventListener("
+                            "'devicechange', () => window.rtcmDeviceChanges++); }")
     label = server.add_echo_mic(ECHO_MIC, speaker="a")
     try:
-        device = _find_device(softphone, label)
+        device, how = _find_device(softphone, label)
         cell.prove("page", "the browser lists the echo microphone (it hears speaker a)", device is not None,
-                   wanted=label, listed=[d["label"] for d in softphone.devices()])
+                   wanted=label, listed=[d["label"] for d in softphone.devices()], **how,
+                   devicechange_events=softphone.page.evaluate("window.rtcmDeviceChanges"))
         configured = (info.get("pageOptions") or {}).get("audioConstraints") or {}
         calls = [_one_call(cell, softphone, far_end, device, on, configured) for on in (False, True)]
     finally:
