@@ -32,6 +32,9 @@ class Options(BaseModel):
                         description="disable one reference-SDK feature (e.g. dtmf), to show a probe can fail")
     audio: str = Field(default="pulse", pattern="^(pulse|fake)$",
                        description="pulse: a private audio server with virtual devices; fake: the engine's fake capture")
+    page: dict[str, str | int | float | bool | dict] = Field(
+        default={}, description="SDK options on the test page's URL (as an app configures its SDK), e.g. "
+                                "{audioConstraints: {echoCancellation: false}}")
 
 
 class Column(BaseModel):

@@ -322,10 +322,12 @@ def test_bad_credentials_are_refused_with_a_reason(phone, far_end):
         assert len(failed) == before + 1 and expected in failed[-1]["detail"]["reason"], (expected, failed[-1:])
     phone.login("alice", token=good["token"])
     assert phone.events("registered") and far_end.wait_registered("alice", 2)
-    # The old fixed password still works (until the harness moves to far_end.credentials()).
+    # Matrix runs take only the run's own credentials: the old fixed password is refused there.
     phone.js("rtcm.logout()")
-    phone.login("carol", password=PASSWORD)
-    assert far_end.wait_registered("carol", 2) and "alice" not in far_end.registrations()
+    before = len(phone.events("loginFailed"))
+    with pytest.raises(Exception, match="login"):
+        phone.login("carol", password=PASSWORD)
+    assert len(phone.events("loginFailed")) == before + 1 and "carol" not in far_end.registrations()
     reasons = [entry["reason"] for entry in far_end.logins()[-7:]]
     figure("login refusals", reasons=reasons)
 

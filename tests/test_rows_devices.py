@@ -4,15 +4,15 @@ microphone goes away; then the same rows made to fail: the SDK configured with i
 (page options, as an app would) and the SDK ignoring incoming calls (break=incoming). Also the
 audio server puts back what those rows change on it (one server serves a column's every cell)."""
 
-import json
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.rowutil import proof, run_matrix
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 CLI = [sys.executable, "-m", "harness.cli"]
@@ -20,50 +20,36 @@ ROWS = ["interruption", "echo"]
 EC_OFF = {"audioConstraints": {"echoCancellation": False}}
 
 
-def _run(tmp_path: Path, name: str, matrix: dict, env: dict | None = None) -> dict:
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps({"name": name, "profiles": ["ideal"], "scenarios": ROWS, **matrix}))
-    out = tmp_path / name
-    proc = subprocess.run(CLI + ["run", "--matrix", str(path), "--out", str(out)], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, **(env or {})})
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = json.loads((out / "results.json").read_text())
-    return {(c["browser"], c["scenario"]): c for c in results["cells"]}
-
-
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):
-    return _run(tmp_path_factory.mktemp("rows-devices"), "devices-rows", {
-        "browsers": ["chromium", "firefox", "webkit"], "options": {"link_check_probes": 0, "stats_seconds": 2}})
+    return run_matrix(tmp_path_factory.mktemp("rows-devices"), "devices-rows", {
+        "scenarios": ROWS, "browsers": ["chromium", "firefox", "webkit"], "options": {"link_check_probes": 0, "stats_seconds": 2}})
 
 
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory):
-    from harness.scenarios.test_echo import PAGE_OPTIONS_ENV
+    # An app that turned its canceller off (the `page:` SDK options), and the SDK's incoming calls broken.
+    return run_matrix(tmp_path_factory.mktemp("rows-devices-broken"), "devices-broken", {
+        "scenarios": ROWS, "browsers": ["chromium"],
+        "options": {"link_check_probes": 0, "stats_seconds": 2, "break": "incoming", "page": EC_OFF}})
 
-    return _run(tmp_path_factory.mktemp("rows-devices-broken"), "devices-broken", {
-        "browsers": ["chromium"], "options": {"link_check_probes": 0, "stats_seconds": 2, "break": "incoming"}},
-        env={PAGE_OPTIONS_ENV: json.dumps(EC_OFF)})
 
-
-def _proof(cell: dict, claim: str) -> dict:
-    return next(p for p in cell["proofs"] if p["claim"].startswith(claim))
 
 
 @pytest.mark.parametrize("browser", ["chromium", "firefox"])
 def test_echo_is_cancelled_measured_at_the_far_end(rows, browser):
     cell = rows[(browser, "echo")]
     assert cell["status"] in ("supported", "degraded"), cell["reason"]
-    loop = _proof(cell, "with the processing off, what speaker a played comes back to the far end")["details"]
+    loop = proof(cell, "with the processing off, what speaker a played comes back to the far end")["details"]
     assert loop["return_db"] > -10 and loop["correlation"] >= 0.8 and loop["speaker_dbfs"] > -45, loop
-    echo = _proof(cell, "with the SDK's processing on, the echo is at least 6 dB lower")
+    echo = proof(cell, "with the SDK's processing on, the echo is at least 6 dB lower")
     figures = echo["details"]
     assert echo["ok"] and figures["typical_reduction_db"] >= 6, figures
     assert (cell["status"] == "supported") == (figures["typical_reduction_db"] >= 15 and
                                                figures["energy_reduction_db"] >= 10), (cell["status"], figures)
     assert figures["processing_on"]["echoCancellation"] is True and figures["processing_on"]["autoGainControl"] is False
     for key in ("echoCancellation", "noiseSuppression"):
-        reported = _proof(cell, f"the microphone track reports {key} on")
+        reported = proof(cell, f"the microphone track reports {key} on")
         assert reported["ok"] and reported["details"]["off"][key] is False
     assert {"far-end", "speaker", "page"} <= set(cell["proven_by"])
     assert cell["behaviour"].startswith("echo cancelled: ") and f"{figures['typical_reduction_db']:g} dB less" in \
@@ -75,12 +61,12 @@ def test_echo_is_cancelled_measured_at_the_far_end(rows, browser):
 def test_second_call_rings_and_call_one_survives(rows, browser):
     cell = rows[(browser, "interruption")]
     assert cell["status"] == "supported", cell["reason"]
-    assert _proof(cell, "before the microphone went away the far end heard call 1's microphone a (440 Hz)")["ok"]
-    ring = _proof(cell, "the second call rang in the browser while call 1 was up")["details"]
+    assert proof(cell, "before the microphone went away the far end heard call 1's microphone a (440 Hz)")["ok"]
+    ring = proof(cell, "the second call rang in the browser while call 1 was up")["details"]
     assert 0 <= ring["ring_ms"] < 1000, ring
-    heard2 = _proof(cell, "the far end hears the answered second call")["details"]
+    heard2 = proof(cell, "the far end hears the answered second call")["details"]
     assert heard2["880_hz"] >= 0.8, heard2  # mic b, the default once a went away
-    fate = _proof(cell, "call 1 stayed up while the second call was answered")
+    fate = proof(cell, "call 1 stayed up while the second call was answered")
     assert fate["ok"] and fate["details"]["both"]["farend_state"] == "connected", fate
     gone = fate["details"]["mic_gone"]
     assert gone["tones"]["440_hz"] < 0.2 and gone["tone_stopped_after_s"] < 1.0, gone  # mic a's tone went with it
@@ -108,10 +94,10 @@ def test_rows_turn_red(broken):
     canceller off lets the echo through, which the far end hears."""
     cell = broken[("chromium", "interruption")]
     assert cell["status"] == "failed" and "the second call rang in the browser" in cell["reason"], cell["reason"]
-    assert _proof(cell, "before the microphone went away")["ok"]
+    assert proof(cell, "before the microphone went away")["ok"]
     cell = broken[("chromium", "echo")]
     assert cell["status"] == "failed" and "the echo is at least 6 dB lower" in cell["reason"], cell["reason"]
-    figures = _proof(cell, "with the SDK's processing on, the echo is at least 6 dB lower")["details"]
+    figures = proof(cell, "with the SDK's processing on, the echo is at least 6 dB lower")["details"]
     assert figures["processing_on"]["echoCancellation"] is False and figures["typical_reduction_db"] < 6
     assert figures["page_options"]["audioConstraints"] == EC_OFF["audioConstraints"]
 

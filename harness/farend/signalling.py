@@ -11,7 +11,7 @@ Browser -> far end:
 Far end -> browser: incoming {callId, from, to, headers, sdp}, cancel {callId, reason}, bye {callId, reason}.
 
 A socket that closes, cleanly or not, keeps its calls for SESSION_GRACE_S: if the same user logs
-in again (the SDK reconnecting), the calls move to the new socket. As in SIP over WebSocket
+in again (the SDK reconnecting), the calls move to the new socket, and one still ringing is offered again. As in SIP over WebSocket
 (RFC 7118), a transport going away is not a hang-up; a bye or a logout is. (Measured: Chromium
 closes a frozen page's WebSocket with 1001 when it resumes, and the SDK logs in again 0.3 s later.)
 """
@@ -89,10 +89,17 @@ async def _handle(far: "FarEndServer", session: Session, m: dict) -> None:
             return
         session.user = user
         far.users[user] = session
-        for c in far.calls.values():  # a reconnecting SDK takes its calls back
+        await session.send({"type": "login_ok", "username": user})
+        for c in list(far.calls.values()):  # a reconnecting SDK takes its calls back
             if c.user == user and not c.ended_at and c.session is not session:
                 c.session = session
-        await session.send({"type": "login_ok", "username": user})
+                if c.origin == "far-end" and "answered" not in c.timestamps and "rejected" not in c.timestamps \
+                        and c.local_sdp:
+                    # Still ringing: offer it again on the new socket, as Kamailio's tsilo forks a pending
+                    # INVITE to a newly registered contact (what keeps mobile apps reachable).
+                    c.mark("reoffered")
+                    await session.send({"type": "incoming", "callId": c.call_id, "from": c.caller, "to": c.user,
+                                        "headers": c.headers, "sdp": c.local_sdp})
     elif kind == "ping":
         await session.send({"type": "pong", "id": m.get("id"), "t": time.time()})
     elif kind == "logout":

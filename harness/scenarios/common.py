@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from harness.cell import CellRun
 from harness.engines import PageTimeout
 from harness.softphone import Softphone
@@ -13,6 +15,8 @@ ENGINE_LABELS = {"chromium": "Chromium", "firefox": "Firefox", "webkit": "WebKit
 def open_for_calls(cell: CellRun, phone: Softphone, adapter: str = "reference", **query: str) -> dict:
     """Open the page; where the engine has no WebRTC, end the cell as not-supported, with the
     SDK's own detection event as evidence (a silent SDK there is a failure of its detection)."""
+    for key, value in cell.options.page.items():  # the matrix's SDK options; the probe's own win
+        query.setdefault(key, value if isinstance(value, str) else json.dumps(value))
     if cell.options.break_:
         query.setdefault("break", cell.options.break_)
     info = phone.open(adapter, **query)

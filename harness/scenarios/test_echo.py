@@ -33,8 +33,6 @@ Budget: about 9 s of media, two calls of SETTING_S each (the first MEASURE_FROM_
 the canceller converges, is not measured).
 """
 
-import json
-import os
 import time
 
 import numpy as np
@@ -61,7 +59,6 @@ DEVICE_WAIT_S = 6.0
 NUDGE_S = 2.0
 PROCESSING = ("echoCancellation", "noiseSuppression")
 ECHO_MIC = "echo"
-PAGE_OPTIONS_ENV = "RTCM_ECHO_PAGE_OPTIONS"
 OFF = {"echoCancellation": False, "noiseSuppression": False, "autoGainControl": False}
 
 
@@ -184,8 +181,7 @@ def _measure(far_end, server, cell, call: dict, prompt_env: np.ndarray) -> dict:
 
 
 def test_echo(cell, softphone, far_end, browsers):
-    extra = json.loads(os.environ.get(PAGE_OPTIONS_ENV) or "{}")
-    info = open_for_calls(cell, softphone, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in extra.items()})
+    info = open_for_calls(cell, softphone)  # the matrix's `page:` options configure the SDK, as an app would
     server = browsers.audio_server(cell.cell.browser)
     if server is None:
         pytest.skip("this column uses the engine's fake capture (audio: fake); the echo path needs virtual devices")

@@ -240,6 +240,7 @@
 
     _incoming(m) {
       if (this.breaks.has("incoming")) return;
+      if (this.calls.has(m.callId)) { this._send({ type: "ringing", callId: m.callId }); return; }  // offered again after a reconnect
       const call = new RV.Call(this, { direction: "incoming", callId: m.callId, to: m.to, from: m.from,
                                        offer: m.sdp, headers: m.headers });
       this.calls.set(call.id, call);
