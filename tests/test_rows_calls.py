@@ -84,5 +84,8 @@ def test_broken_sdk_turns_each_row_red(tmp_path):
     background = cells[("chromium", "incoming-background")]
     assert background["status"] == "failed" and "the hidden page rang" in background["reason"]
     unload = cells[("chromium", "unload-hangup")]
-    assert unload["status"] == "failed" and "the SDK hung it up" in unload["reason"]
-    assert "signalling-closed" in unload["reason"]
+    # Without the SDK's bye the far end learns of the reload only when the media or the socket goes
+    # away (about 2 s): late, or not a hang-up, and either way not the SDK's doing.
+    assert unload["status"] == "failed"
+    assert "the SDK hung it up" in unload["reason"] or "within 2 s of the reload" in unload["reason"]
+    assert "ended_by='browser'" not in unload["reason"]
