@@ -19,6 +19,7 @@ SWITCH_WITHIN_S = 2.0
 TONE_TOLERANCE_HZ = 10.0
 HEARD_DBFS = -45.0  # a speaker that played the prompt; an idle one records digital silence
 MIC_HZ = {"a": 440.0, "b": 880.0}
+LIST_WAIT_S = 5.0
 
 
 def _device(devices: list[dict], kind: str, label: str) -> str | None:
@@ -43,9 +44,15 @@ def test_devices(cell, softphone, far_end, browsers):
     if server is None:
         pytest.skip("this column uses the engine's fake capture (audio: fake); switching needs virtual devices")
     softphone.login()
-    devices = softphone.devices()
+    # Labels appear once the page holds microphone permission (Firefox: after the SDK's first getUserMedia).
+    deadline = time.monotonic() + LIST_WAIT_S
+    while True:
+        devices = softphone.devices()
+        mics = {n: _device(devices, "audioinput", server.mic_label(n)) for n in MIC_HZ}
+        if all(mics.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     cell.keep("devices.json", devices)
-    mics = {n: _device(devices, "audioinput", server.mic_label(n)) for n in MIC_HZ}
     speakers = {n: _device(devices, "audiooutput", server.speaker_label(n)) for n in ("a", "b")}
     cell.prove("page", "the browser lists both virtual microphones", all(mics.values()),
                wanted=[server.mic_label(n) for n in MIC_HZ], listed=[d["label"] for d in devices])
