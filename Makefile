@@ -44,6 +44,7 @@ test-fast: venv
 
 bench: setup
 	$(BIN)/python bench/link_accuracy.py $(ARGS)
+	$(BIN)/python bench/engine_startup.py
 
 sweep: venv
 	$(BIN)/rtcmatrix sweep
