@@ -51,6 +51,12 @@ class BrowserPool:
         if browser is not None:
             self.stop_browser(name)
         spec = self.spec(name)
+        remote = self.connect_options.get(name) or self.connect_options.get(spec.engine)
+        if remote:  # someone else's browser: no local binary, no audio server of ours
+            from harness.engines.remote import connect
+
+            self.running[name] = connect(self.driver(), spec, remote)
+            return self.running[name]
         recipe = engine(spec.engine)
         recipe.binary(spec)  # a missing browser says so before any audio server starts
         env = {}
@@ -65,13 +71,7 @@ class BrowserPool:
                             mic_wav=self.mic_wavs["a"], exclude_host=self.lab.server_ip, env=env)
         overrides = launch_overrides_for(self.launch_overrides, name, spec.engine)
         try:
-            remote = self.connect_options.get(name) or self.connect_options.get(spec.engine)
-            if remote:
-                from harness.engines.remote import connect
-
-                browser = connect(self.driver(), spec, remote)
-            else:
-                browser = recipe.launch(self.driver(), ctx, spec, overrides)
+            browser = recipe.launch(self.driver(), ctx, spec, overrides)
         except BaseException:
             self._stop_audio(name)
             raise
@@ -97,9 +97,7 @@ class BrowserPool:
 
     def close(self) -> None:
         for name in list(self.running):
-            self.stop_browser(name)
-        for name in list(self.audio):
-            self._stop_audio(name)
+            self.stop_browser(name)  # and its audio server: one exists only beside a running browser
         if self.playwright is not None:
             with contextlib.suppress(Exception):
                 self.playwright.stop()

@@ -125,3 +125,16 @@ class Engine(ABC):
     @abstractmethod
     def launch(self, playwright, ctx: LaunchContext, spec: BrowserSpec, overrides: dict) -> RunningBrowser:
         """Start the browser inside ctx.netns. `playwright` is a driver already running in that namespace."""
+
+
+def device_context_args(playwright, spec: BrowserSpec) -> dict:
+    """Playwright's descriptor for the emulated device (viewport, user agent, touch)."""
+    if not spec.device:
+        return {}
+    devices = playwright.devices
+    if spec.device not in devices:
+        near = [d for d in devices if spec.device.lower().split()[0] in d.lower()][:6]
+        raise BrowserMissing(f"browser {spec.name!r}: device {spec.device!r} is not one of Playwright's "
+                             f"device descriptors; fix 'device' in the matrix" +
+                             (f" (close: {', '.join(near)})" if near else ""))
+    return {k: v for k, v in devices[spec.device].items() if k != "default_browser_type"}

@@ -17,7 +17,7 @@ import time
 
 from playwright.sync_api import Browser, Playwright
 
-from harness.engines.base import BrowserMissing, BrowserSpec, Engine, LaunchContext, RunningBrowser
+from harness.engines.base import BrowserMissing, BrowserSpec, Engine, LaunchContext, RunningBrowser, device_context_args
 from harness.engines.playwright_page import PlaywrightPage
 
 DEVTOOLS = re.compile(r"DevTools listening on (ws://\S+)")
@@ -50,19 +50,6 @@ def chromium_args(ctx: LaunchContext, spec: BrowserSpec) -> list[str]:
     if spec.audio == "fake":
         args += ["--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={ctx.mic_wav}"]
     return args
-
-
-def device_context_args(playwright: Playwright, spec: BrowserSpec) -> dict:
-    """Playwright's descriptor for the emulated device (viewport, user agent, touch)."""
-    if not spec.device:
-        return {}
-    devices = playwright.devices
-    if spec.device not in devices:
-        near = [d for d in devices if spec.device.lower().split()[0] in d.lower()][:6]
-        raise BrowserMissing(f"browser {spec.name!r}: device {spec.device!r} is not one of Playwright's "
-                             f"device descriptors; fix 'device' in the matrix" +
-                             (f" (close: {', '.join(near)})" if near else ""))
-    return {k: v for k, v in devices[spec.device].items() if k != "default_browser_type"}
 
 
 class ChromiumBrowser(RunningBrowser):

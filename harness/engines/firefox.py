@@ -11,8 +11,7 @@ import os
 
 from playwright.sync_api import Browser, Playwright
 
-from harness.engines.base import BrowserSpec, Engine, LaunchContext, RunningBrowser
-from harness.engines.chromium import device_context_args
+from harness.engines.base import BrowserSpec, Engine, LaunchContext, RunningBrowser, device_context_args
 from harness.engines.playwright_page import PlaywrightPage
 
 # Media without prompts over plain http from a lab address, and a browser that keeps quiet.
