@@ -176,10 +176,9 @@ class Lab:
         if not self.router:
             raise LabError("the lab is not running")
         t0 = time.time()
-        sent = {
-            "uplink": self.router.apply(self.router.server_if, profile.uplink),
-            "downlink": self.router.apply(self.router.client_if, profile.downlink),
-        }
+        r = self.router
+        both = r.apply_many({r.server_if: profile.uplink, r.client_if: profile.downlink})
+        sent = {"uplink": both[r.server_if], "downlink": both[r.client_if]}
         self.applied = Applied(profile, at=t0, took_s=time.time() - t0, netem=sent)
         return self.applied
 

@@ -22,7 +22,8 @@ def _has_table(link: Link | None) -> bool:
     return bool(link and link.distribution and link.distribution != "uniform")
 
 
-def apply_link(ipr: IPRoute, ifname: str, link: Link, previous: Link | None = None) -> dict:
+def apply_link(ipr: IPRoute, ifname: str, link: Link, previous: Link | None = None,
+               index: int | None = None) -> dict:
     """Make the interface's root qdisc netem for `link`; returns what was sent.
 
     `replace` on the same handle changes a netem in place, so packets already queued keep
@@ -30,7 +31,7 @@ def apply_link(ipr: IPRoute, ifname: str, link: Link, previous: Link | None = No
     netem cannot drop a delay distribution table or a slot in place, so leaving one rebuilds
     the qdisc.
     """
-    index = ipr.link_lookup(ifname=ifname)
+    index = [index] if index is not None else ipr.link_lookup(ifname=ifname)
     if not index:
         raise LookupError(f"no interface {ifname!r}")
     if previous is None and link.is_ideal():

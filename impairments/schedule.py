@@ -120,15 +120,30 @@ class ScheduleRunner:
         return self
 
     def _run(self) -> None:
-        t0 = time.monotonic()
-        self.started_at = time.time()
-        due = 0.0
         index = 0
         try:
+            # The schedule's clock starts when its first step is in netem: a first apply can be slow
+            # (qdiscs are created, not changed), and that must not push every later step off time.
+            steps = self.schedule.steps
+            before = time.monotonic()
+            self.lab.apply(steps[0].profile)
+            cold = time.monotonic() - before
+            # Two same-value re-applies (changes in place, nothing queued is lost) seed the lead
+            # with warm timings before any real step depends on it.
+            warm: list[float] = []
+            for _ in range(2):
+                before = time.monotonic()
+                self.lab.apply(steps[0].profile)
+                warm.append(1000 * (time.monotonic() - before))
+            t0 = time.monotonic()
+            self.started_at = time.time()
+            self.records.append(StepRecord(index=0, profile=steps[0].profile.name, due_s=0.0, applied_s=0.0,
+                                           drift_ms=0.0, took_ms=1000 * cold))
+            index, due, first = 1, steps[0].duration_s, True
             while not self._stop.is_set():
-                for step in self.schedule.steps:
+                for step in steps[1:] if first else steps:
                     # Start early by what applying has been taking, so netem has the step on time.
-                    lead = statistics.median(r.took_ms for r in self.records[-5:]) / 1000 if self.records else 0.0
+                    lead = statistics.median((warm + [r.took_ms for r in self.records[1:]])[-5:]) / 1000
                     if self._stop.wait(max(0.0, t0 + due - lead - time.monotonic())):
                         return
                     before = time.monotonic()
@@ -139,6 +154,7 @@ class ScheduleRunner:
                         drift_ms=1000 * (after - t0 - due), took_ms=1000 * (after - before)))
                     index += 1
                     due += step.duration_s
+                first = False
                 if not self.schedule.loop:
                     self._stop.wait(max(0.0, t0 + due - time.monotonic()))
                     return

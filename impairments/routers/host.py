@@ -46,6 +46,9 @@ class HostRouter:
         self.last[ifname] = link
         return sent
 
+    def apply_many(self, links: dict[str, Link]) -> dict[str, dict]:
+        return {ifname: self.apply(ifname, link) for ifname, link in links.items()}
+
     def read(self, ifname: str) -> dict:
         return self._in_router(lambda ipr: read_root(ipr, ifname))
 

@@ -162,6 +162,9 @@ class UmlRouter:
     def apply(self, ifname: str, link: Link) -> dict:
         return self.request("apply", ifname=ifname, link=link.model_dump(mode="json"))["sent"]
 
+    def apply_many(self, links: dict[str, Link]) -> dict[str, dict]:
+        return self.request("apply_many", links={i: l.model_dump(mode="json") for i, l in links.items()})["sent"]
+
     def read(self, ifname: str) -> dict:
         return self.request("read", ifname=ifname)["qdisc"]
 
