@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 # Browsers, the User-mode Linux router (real netem where the host kernel has none), audio tools.
 # pulseaudio: a private audio server per browser (virtual mics and speakers); webkit2gtk-driver + xvfb: WebKitGTK.
 APT_PACKAGES := chromium firefox-esr user-mode-linux busybox-static espeak-ng sox iproute2 procps python3-venv \
-	pulseaudio pulseaudio-utils webkit2gtk-driver xvfb xauth tcpdump
+	pulseaudio pulseaudio-utils webkit2gtk-driver xvfb xauth tcpdump \
+	kamailio kamailio-websocket-modules rtpengine-daemon baresip nodejs
 ARGS ?=
 
 .PHONY: setup apt venv run test test-fast test-lab bench sweep clean
