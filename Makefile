@@ -11,9 +11,12 @@ APT_PACKAGES := chromium firefox-esr user-mode-linux busybox-static espeak-ng so
 	kamailio kamailio-websocket-modules rtpengine-daemon baresip nodejs
 ARGS ?=
 
-.PHONY: setup apt venv run test test-fast test-lab bench sweep clean
+WEB := harness/web
+WEB_STAMP := $(WEB)/node_modules/.installed-$(shell cat $(WEB)/package-lock.json | md5sum | cut -c1-8)
 
-setup: apt venv
+.PHONY: setup apt venv web run test test-fast test-lab bench sweep clean
+
+setup: apt venv web
 
 apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -30,6 +33,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e .
 	rm -f $(VENV)/.installed-*
+	touch $@
+
+# The SDKs under test, pinned in package-lock.json, from npm; JsSIP ships no browser build, so
+# esbuild bundles its lib/ unmodified. --ignore-scripts: a plivo dependency's install script
+# downloads from GitHub, which nothing here needs.
+web: $(WEB_STAMP)
+
+$(WEB_STAMP): $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --ignore-scripts --no-audit --no-fund && npm run build
 	touch $@
 
 run: setup

@@ -29,7 +29,7 @@ class FarEndError(RuntimeError):
 class FarEnd:
     """Starts the far end in the lab, and asks it what it heard."""
 
-    def __init__(self, lab: "Lab", workdir: Path, adapters: dict[str, Path] | None = None,
+    def __init__(self, lab: "Lab", workdir: Path, adapters: dict[str, list[Path]] | None = None,
                  legacy_password: bool = True, opus_bitrate: int | None = None):
         """`legacy_password`: also accept the old fixed `server.PASSWORD` for any user (until the
         harness logs in with `credentials()`). `opus_bitrate`: the far end's own Opus bit/s."""
@@ -65,7 +65,7 @@ class FarEnd:
             "--host", self.lab.server_ip, "--port", str(PORT),
             "--control", str(self.control), "--prompt", str(self.prompt),
             "--evidence", str(self.evidence),
-        ] + [f"--adapter={name}={path}" for name, path in self.adapters.items()]
+        ] + [f"--adapter={name}={','.join(map(str, files))}" for name, files in self.adapters.items()]
         if self.opus_bitrate:
             cmd.append(f"--opus-bitrate={int(self.opus_bitrate)}")
         log = open(self.log_path, "ab")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -29,6 +30,7 @@ from harness.farend.control import control_app
 from harness.farend.listener import Listener
 from harness.farend.media import OPUS_BITRATE, GatedTrack, RtpTap, enable_telephone_event, limit_opus
 from harness.farend.signalling import Session, beacon, signalling
+from harness.sdks import BUILTIN
 
 log = logging.getLogger("rtcmatrix.farend")
 WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
@@ -38,7 +40,7 @@ RING_TIMEOUT_S = 30.0
 
 
 class FarEndServer:
-    def __init__(self, prompt: Path, evidence: Path, adapters: dict[str, Path] | None = None,
+    def __init__(self, prompt: Path, evidence: Path, adapters: dict[str, list[Path]] | None = None,
                  credentials: Credentials | None = None, opus_bitrate: int = OPUS_BITRATE):
         enable_telephone_event()
         self.prompt = prompt
@@ -61,10 +63,26 @@ class FarEndServer:
         app.router.add_static("/web/", WEB_ROOT)
         return app
 
-    async def adapter(self, request: web.Request) -> web.FileResponse:
+    async def adapter(self, request: web.Request) -> web.StreamResponse:
+        """The SDK's scripts and its adapter, in one response, so the page needs no per-SDK markup."""
         name = request.query.get("name", "reference")
-        path = self.adapters.get(name) or (WEB_ROOT / "adapters" / "reference.js")
-        return web.FileResponse(path, headers={"Cache-Control": "no-store"})
+        files = self.adapters.get(name)
+        if files is None and name in BUILTIN:
+            files = [*BUILTIN[name].scripts, BUILTIN[name].adapter]
+        if files is None:
+            known = ", ".join(dict.fromkeys([*BUILTIN, *self.adapters]))
+            return self._adapter_error(f"no SDK adapter named {name!r}; known: {known}")
+        missing = [str(p) for p in files if not Path(p).is_file()]
+        if missing:
+            return self._adapter_error(f"SDK {name!r} is not built: missing {', '.join(missing)}; run `make setup`")
+        body = ";\n".join(f"/* ---- {Path(p).name} ---- */\n{Path(p).read_text()}\n" for p in files)
+        return web.Response(text=body, content_type="application/javascript", headers={"Cache-Control": "no-store"})
+
+    @staticmethod
+    def _adapter_error(message: str) -> web.Response:
+        # Shown by the page's rtcm.errors, which Softphone.open raises with.
+        return web.Response(text=f"throw new Error({json.dumps(message)});", content_type="application/javascript",
+                            headers={"Cache-Control": "no-store"})
 
     # --- peers ----------------------------------------------------------------------
     def _peer(self, call: Call) -> RTCPeerConnection:
@@ -191,7 +209,7 @@ async def serve(args: argparse.Namespace) -> None:
     # The secret comes from the environment (FarEnd sets it), never the command line.
     credentials = Credentials(os.environ.get(SECRET_ENV) or new_secret(), os.environ.get(LEGACY_ENV, PASSWORD))
     far = FarEndServer(Path(args.prompt), Path(args.evidence),
-                       {k: Path(v) for k, v in (a.split("=", 1) for a in args.adapter)},
+                       {k: [Path(f) for f in v.split(",")] for k, v in (a.split("=", 1) for a in args.adapter)},
                        credentials=credentials, opus_bitrate=args.opus_bitrate)
     runners = []
     for app, site in ((far.browser_app(), lambda r: web.TCPSite(r, args.host, args.port)),
@@ -218,7 +236,7 @@ def main() -> None:
     p.add_argument("--control", required=True, help="Unix socket for the harness")
     p.add_argument("--prompt", required=True, help="WAV the far end plays into every call")
     p.add_argument("--evidence", required=True, help="folder for recordings of what it heard")
-    p.add_argument("--adapter", action="append", default=[], help="NAME=FILE: a user's SDK adapter")
+    p.add_argument("--adapter", action="append", default=[], help="NAME=FILE[,FILE...]: a user's SDK scripts, then its adapter")
     p.add_argument("--opus-bitrate", type=int, default=OPUS_BITRATE, help="bit/s of the far end's own Opus")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
