@@ -37,6 +37,7 @@ def _plugin_args() -> list[str]:
 def run(
     matrix: Path = typer.Option(DEFAULT_MATRIX, "--matrix", help="matrix YAML file"),
     browser: list[str] = typer.Option([], "--browser", help="only this browser (repeatable)"),
+    sdk: list[str] = typer.Option([], "--sdk", help="only this SDK (repeatable)"),
     profile: list[str] = typer.Option([], "--profile", help="only this profile: preset name or YAML file (repeatable)"),
     scenario: list[str] = typer.Option([], "--scenario", help="only this scenario (repeatable)"),
     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default reports/out/<timestamp>)"),
@@ -59,7 +60,8 @@ def run(
 
     try:
         m = load(matrix, browser, profile, scenario, list(SCENARIOS), list(ENGINES),
-                 executables=pairs("--browser-path", browser_path), channels=pairs("--browser-channel", browser_channel))
+                 executables=pairs("--browser-path", browser_path), channels=pairs("--browser-channel", browser_channel),
+                 sdks=sdk)
     except (MatrixError, ProfileError) as e:
         fail(str(e))
     need_root()
@@ -68,14 +70,14 @@ def run(
     args = [str(SCENARIO_DIR), "--matrix", str(matrix.resolve()), "--rtcm-out", str(out),
             "--junitxml", str(out / "junit.xml"), "-p", "no:cacheprovider", "--rootdir", str(SCENARIO_DIR),
             "-c", os.devnull] + _plugin_args()
-    for flag, values in (("--rtcm-browser", browser), ("--rtcm-profile", profile), ("--rtcm-scenario", scenario),
+    for flag, values in (("--rtcm-browser", browser), ("--rtcm-sdk", sdk), ("--rtcm-profile", profile), ("--rtcm-scenario", scenario),
                          ("--rtcm-browser-path", browser_path), ("--rtcm-browser-channel", browser_channel)):
         for v in values:
             args += [flag, v]
     if backend:
         args += ["--rtcm-backend", backend]
     args += ["-v"] if verbose else ["-q"]
-    console.print(f"rtcmatrix: {len(m.cells())} cells ({', '.join(m.browsers)} x "
+    console.print(f"rtcmatrix: {len(m.cells())} cells ({', '.join(m.sdks)} x {', '.join(m.browsers)} x "
                   f"{', '.join(p.name for p in m.profiles)} x {', '.join(m.scenarios)})")
     started = time.monotonic()
     code = pytest.main(args)

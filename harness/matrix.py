@@ -1,4 +1,4 @@
-"""Matrix definitions (YAML) and the cells they expand to: browser x profile x scenario."""
+"""Matrix definitions (YAML) and the cells they expand to: SDK x browser x profile x scenario."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.engines.base import BrowserSpec
+from harness.sdks import BUILTIN, WORKAROUNDS, Sdk
 
 from impairments.presets import Conditions, resolve
 from impairments.profile import ProfileError, format_validation_error, read_yaml
@@ -51,10 +52,23 @@ class Column(BaseModel):
     audio: str | None = Field(default=None, pattern="^(pulse|fake)$")
 
 
+class SdkEntry(BaseModel):
+    """A user's own SDK: its adapter, the scripts it needs before it, and its backend."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    adapter: Path | None = None
+    scripts: list[Path] = []
+    backend: str = Field(default="reference", pattern="^(reference|sip)$")
+    sip_domain: str | None = None
+    workarounds: list[str] = []
+
+
 class MatrixFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "matrix"
     description: str = ""
+    sdks: list[str | SdkEntry] = Field(default=["reference"], min_length=1)
     browsers: list[str | Column] = Field(min_length=1)
     profiles: list[str] = Field(min_length=1)
     scenarios: list[str] = Field(min_length=1)
@@ -66,10 +80,12 @@ class Cell:
     browser: str
     profile: Conditions  # a fixed Profile, or a Schedule that runs during the cell
     scenario: str
+    sdk: str = "reference"
 
     @property
     def id(self) -> str:
-        return f"{self.browser}-{self.profile.name}-{self.scenario}"
+        base = f"{self.browser}-{self.profile.name}-{self.scenario}"
+        return base if self.sdk == "reference" else f"{self.sdk}-{base}"
 
 
 @dataclass
@@ -81,16 +97,18 @@ class Matrix:
     scenarios: list[str]
     options: Options
     specs: dict[str, BrowserSpec] = field(default_factory=dict)
+    sdks: dict[str, Sdk] = field(default_factory=lambda: {"reference": BUILTIN["reference"]})
 
     def cells(self) -> list[Cell]:
         # Profile-major order: the lab changes conditions as rarely as possible.
-        return [Cell(b, p, s) for p, b, s in itertools.product(self.profiles, self.browsers, self.scenarios)]
+        return [Cell(b, p, s, k) for p, k, b, s in
+                itertools.product(self.profiles, self.sdks, self.browsers, self.scenarios)]
 
 
 def load(path: Path, browsers: list[str] | None = None, profiles: list[str] | None = None,
          scenarios: list[str] | None = None, known_scenarios: list[str] | None = None,
          known_browsers: list[str] | None = None, executables: dict[str, str] | None = None,
-         channels: dict[str, str] | None = None) -> Matrix:
+         channels: dict[str, str] | None = None, sdks: list[str] | None = None) -> Matrix:
     """Read a matrix file and narrow it by the command line's filters."""
     raw = read_yaml(path, "matrix file", MatrixError, "; pass --matrix FILE")
     try:
@@ -127,8 +145,46 @@ def load(path: Path, browsers: list[str] | None = None, profiles: list[str] | No
     names = [p.name for p in chosen_profiles]
     if len(set(names)) != len(names):
         raise MatrixError(f"profiles: two profiles share a name ({', '.join(names)}); give each a unique 'name'")
+    known_sdks = _sdks(path, spec)
+    for v in sdks or []:
+        if v not in known_sdks:
+            raise MatrixError(f"--sdk {v}: unknown SDK; known: {', '.join(known_sdks)}")
+    chosen_sdks = {n: known_sdks[n] for n in (sdks or known_sdks)}
     return Matrix(spec.name, path, chosen_browsers, chosen_profiles, chosen_scenarios, spec.options,
-                  {n: specs[n] for n in chosen_browsers})
+                  {n: specs[n] for n in chosen_browsers}, chosen_sdks)
+
+
+def _sdks(path: Path, spec: MatrixFile) -> dict[str, Sdk]:
+    """The matrix's SDKs: a built-in by name, or a user's adapter file (paths relative to the matrix)."""
+    out: dict[str, Sdk] = {}
+    for n, entry in enumerate(spec.sdks):
+        if isinstance(entry, str):
+            if entry not in BUILTIN:
+                raise MatrixError(f"{path}: sdks[{n}]: unknown SDK {entry!r}; built in: {', '.join(BUILTIN)}, "
+                                  "or give {name, adapter, scripts, backend} for your own")
+            sdk = BUILTIN[entry]
+        else:
+            base = BUILTIN.get(entry.name)
+            if entry.adapter is None and base is None:
+                raise MatrixError(f"{path}: sdks[{n}].adapter: {entry.name!r} is not built in; give its adapter file")
+            rel = lambda p: p if p.is_absolute() else (path.parent / p).resolve()  # noqa: E731
+            bad = [w for w in entry.workarounds if w not in WORKAROUNDS]
+            if bad:
+                raise MatrixError(f"{path}: sdks[{n}].workarounds: unknown {', '.join(map(repr, bad))}; "
+                                  f"known: {', '.join(WORKAROUNDS)}")
+            fields = {"name": entry.name, "backend": entry.backend, "workarounds": tuple(entry.workarounds)}
+            if entry.adapter is not None:
+                fields |= {"adapter": rel(entry.adapter), "scripts": tuple(rel(p) for p in entry.scripts)}
+            if entry.sip_domain:
+                fields["sip_domain"] = entry.sip_domain
+            sdk = base.model_copy(update=fields) if base else Sdk(**fields)
+        if sdk.name in out:
+            raise MatrixError(f"{path}: sdks[{n}]: two SDKs are named {sdk.name!r}")
+        missing = [str(p) for p in sdk.missing()]
+        if missing and sdk.name not in BUILTIN:
+            raise MatrixError(f"{path}: sdks[{n}]: {sdk.name}: no such file: {', '.join(missing)}")
+        out[sdk.name] = sdk
+    return out
 
 
 def _columns(path: Path, spec: MatrixFile, known_engines: list[str] | None) -> dict[str, BrowserSpec]:

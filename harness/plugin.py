@@ -39,6 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("rtcmatrix", "rtcmatrix browser/network matrix")
     group.addoption("--matrix", default=None, help=f"matrix YAML (default: {DEFAULT_MATRIX.name})")
     group.addoption("--rtcm-browser", action="append", default=[], help="run only this browser (repeatable)")
+    group.addoption("--rtcm-sdk", action="append", default=[], help="run only this SDK (repeatable)")
     group.addoption("--rtcm-profile", action="append", default=[],
                     help="run only this profile: a preset name or a YAML file (repeatable)")
     group.addoption("--rtcm-scenario", action="append", default=[], help="run only this scenario (repeatable)")
@@ -84,7 +85,8 @@ def _matrix(config: pytest.Config) -> Matrix:
             config.stash[MATRIX] = load(path, opt("--rtcm-browser"), opt("--rtcm-profile"),
                                         opt("--rtcm-scenario"), list(SCENARIOS), list(ENGINES),
                                         executables=pairs("--rtcm-browser-path", opt("--rtcm-browser-path")),
-                                        channels=pairs("--rtcm-browser-channel", opt("--rtcm-browser-channel")))
+                                        channels=pairs("--rtcm-browser-channel", opt("--rtcm-browser-channel")),
+                                        sdks=opt("--rtcm-sdk"))
         except MatrixError as err:
             raise pytest.UsageError(str(err)) from None
     return config.stash[MATRIX]
@@ -114,7 +116,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                                 f"from harness.scenarios.SCENARIOS ({', '.join(SCENARIOS)})")
     matrix = _matrix(metafunc.config)
     cells = [c for c in matrix.cells() if c.scenario == name]
-    metafunc.parametrize("cell", [pytest.param(c, id=f"{c.browser}-{c.profile.name}") for c in cells],
+    metafunc.parametrize("cell", [pytest.param(c, id=c.id.removesuffix(f"-{c.scenario}")) for c in cells],
                          indirect=True, scope="function")
 
 
@@ -175,12 +177,30 @@ def lab(pytestconfig: pytest.Config, rtcm_matrix: Matrix, rtcm_out: Path):
 
 
 @pytest.fixture(scope="session")
-def far_end(lab: Lab, rtcm_out: Path, pytestconfig: pytest.Config):
+def reference_far_end(lab: Lab, rtcm_out: Path, pytestconfig: pytest.Config):
+    """rtcmatrix's own far end: the reference SDK's backend, and the web server of the test page for every SDK."""
     fe = FarEnd(lab, rtcm_out / "farend", legacy_password=False)  # per-run credentials only
     pytestconfig.add_cleanup(fe.stop)
     fe.start()
     yield fe
     fe.stop()
+
+
+@pytest.fixture(scope="session")
+def far_end(reference_far_end: FarEnd) -> FarEnd:
+    """The reference far end; a scenario's `far_end` is instead the backend of its cell's SDK."""
+    return reference_far_end
+
+
+@pytest.fixture(scope="session")
+def sip_backends(lab: Lab, rtcm_out: Path, reference_far_end: FarEnd, pytestconfig: pytest.Config):
+    """SIP backends, one per SIP domain and set of workarounds, started when a cell first needs one."""
+    from harness.backends.pool import SipBackends
+
+    pool = SipBackends(lab, rtcm_out / "sip", reference_far_end)
+    pytestconfig.add_cleanup(pool.close)
+    yield pool
+    pool.close()
 
 
 @pytest.fixture(scope="session")
@@ -202,11 +222,11 @@ def connect_options() -> dict:
 
 
 @pytest.fixture(scope="session")
-def browsers(lab: Lab, far_end: FarEnd, rtcm_out: Path, rtcm_matrix: Matrix, browser_launch_args: dict,
+def browsers(lab: Lab, reference_far_end: FarEnd, rtcm_out: Path, rtcm_matrix: Matrix, browser_launch_args: dict,
              connect_options: dict, pytestconfig: pytest.Config):
     workdir = rtcm_out / "browsers"
     workdir.mkdir(exist_ok=True)
-    pool = BrowserPool(lab, far_end, workdir, rtcm_matrix.specs, browser_launch_args, connect_options)
+    pool = BrowserPool(lab, reference_far_end, workdir, rtcm_matrix.specs, browser_launch_args, connect_options)
     pytestconfig.add_cleanup(pool.close)
     yield pool
     pool.close()

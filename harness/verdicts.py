@@ -28,6 +28,7 @@ def cell_result(item: pytest.Item, reports: dict, run: RunResult | None, rec: Ce
     run.cells.append(CellResult(
         id=cell.id,
         browser=cell.browser,
+        sdk=cell.sdk,
         browser_version=rec.browser_version if rec else None,
         profile=cell.profile.name,
         scenario=cell.scenario,

@@ -64,6 +64,7 @@ class LinkRecord(BaseModel):
 
 class CellResult(BaseModel):
     id: str
+    sdk: str = "reference"
     browser: str
     browser_version: str | None = None
     profile: str

@@ -103,3 +103,32 @@ def test_not_root_is_one_message():
         pytest.skip("this Python is not usable by an unprivileged user here")
     assert r.returncode == 2, r.stderr
     assert "needs root" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_sdk_axis_expands_and_filters(tmp_path):
+    own = tmp_path / "mine.js"
+    own.write_text("window.rtcmatrixAdapter = {};")
+    f = tmp_path / "m.yaml"
+    f.write_text("sdks: [reference, jssip, {name: mine, adapter: mine.js, backend: sip}]\n"
+                 "browsers: [chromium]\nprofiles: [ideal]\nscenarios: [outbound-call]\n")
+    m = load(f, known_scenarios=list(SCENARIOS), known_browsers=list(ENGINES))
+    assert list(m.sdks) == ["reference", "jssip", "mine"] and m.sdks["mine"].adapter == own
+    assert [c.id for c in m.cells()] == ["chromium-ideal-outbound-call", "jssip-chromium-ideal-outbound-call",
+                                         "mine-chromium-ideal-outbound-call"]
+    assert list(load(f, sdks=["jssip"]).sdks) == ["jssip"]
+    with pytest.raises(MatrixError, match=r"--sdk nope: unknown SDK; known: reference, jssip, mine"):
+        load(f, sdks=["nope"])
+
+
+@pytest.mark.parametrize("sdks, message", [
+    ("[nope]", r"sdks\[0\]: unknown SDK 'nope'; built in: reference, jssip, plivo"),
+    ("[{name: mine}]", r"sdks\[0\].adapter: 'mine' is not built in; give its adapter file"),
+    ("[{name: mine, adapter: gone.js}]", r"sdks\[0\]: mine: no such file: .*gone.js"),
+    ("[{name: jssip, workarounds: [magic]}]", r"sdks\[0\].workarounds: unknown 'magic'"),
+    ("[reference, reference]", r"sdks\[1\]: two SDKs are named 'reference'"),
+])
+def test_bad_sdks_name_the_field(tmp_path, sdks, message):
+    f = tmp_path / "m.yaml"
+    f.write_text(f"sdks: {sdks}\nbrowsers: [chromium]\nprofiles: [ideal]\nscenarios: [outbound-call]\n")
+    with pytest.raises(MatrixError, match=message):
+        load(f)

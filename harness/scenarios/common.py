@@ -12,12 +12,13 @@ NOT_SUPPORTED_WAIT_S = 5.0
 ENGINE_LABELS = {"chromium": "Chromium", "firefox": "Firefox", "webkit": "WebKit"}
 
 
-def open_for_calls(cell: CellRun, phone: Softphone, adapter: str = "reference", **query: str) -> dict:
+def open_for_calls(cell: CellRun, phone: Softphone, adapter: str | None = None, **query: str) -> dict:
     """Open the page; where the engine has no WebRTC, end the cell as not-supported, with the
     SDK's own detection event as evidence (a silent SDK there is a failure of its detection)."""
     for key, value in cell.options.page.items():  # the matrix's SDK options; the probe's own win
         query.setdefault(key, value if isinstance(value, str) else json.dumps(value))
-    if cell.options.break_:
+    adapter = adapter or cell.cell.sdk
+    if cell.options.break_ and adapter == "reference":
         query.setdefault("break", cell.options.break_)
     info = phone.open(adapter, **query)
     cell.keep("adapter.json", {**info, "capabilities": phone.capabilities})
