@@ -11,7 +11,8 @@ CLI = [sys.executable, "-m", "harness.cli"]
 
 
 def run_matrix(tmp_path: Path, name: str, matrix: dict, timeout_s: float = 600) -> dict:
-    """Run `matrix` (profiles default to [ideal]); returns {(browser, scenario): cell, "_run": results}."""
+    """Run `matrix` (profiles default to [ideal]); returns {(browser, scenario): cell,
+    (sdk, browser, scenario): cell, "_run": results}."""
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps({"name": name, "profiles": ["ideal"], **matrix}))
     out = tmp_path / name
@@ -19,7 +20,9 @@ def run_matrix(tmp_path: Path, name: str, matrix: dict, timeout_s: float = 600) 
                           timeout=timeout_s)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads((out / "results.json").read_text())
-    return {(c["browser"], c["scenario"]): c for c in results["cells"]} | {"_run": results}
+    cells = results["cells"]
+    return ({(c["browser"], c["scenario"]): c for c in cells} | {(c["sdk"], c["browser"], c["scenario"]): c for c in cells}
+            | {"_run": results})
 
 
 def proof(cell: dict, claim: str) -> dict:

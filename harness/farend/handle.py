@@ -47,6 +47,8 @@ class FarEnd:
         self._http: httpx.Client | None = None
         self.prompt = workdir / "prompt.wav"
 
+    callee = "echo"  # who a probe dials for an answered call
+
     @property
     def url(self) -> str:
         return f"http://{self.lab.server_ip}:{PORT}"

@@ -72,7 +72,7 @@ class SipBackend:
         ns, ip, prefix = self.lab.server_ns, self.lab.server_ip, self.lab.exec_prefix("server")
         pcap = self.rundir / "sip.pcap"
         self.tcpdump = Proc("tcpdump", prefix + ["tcpdump", "-i", "any", "-U", "-Z", "root", "-s", "0", "-w", str(pcap),
-                                                 "port 5060 or port 8080 or port 5080"],
+                                                 "port 5060 or port 8088 or port 5080"],
                             self.rundir / "tcpdump.log").start()
         t = time.monotonic()
         self.rtpengine = rtpengine.Rtpengine(prefix, ns, ip, self.rundir).start()

@@ -13,7 +13,7 @@ from harness.backends.sip.procs import Proc, SipBackendError, wait_for
 from impairments.nsutil import off_loop
 
 TEMPLATE = Path(__file__).with_name("kamailio.cfg")
-UDP_PORT, WS_PORT = 5060, 8080
+UDP_PORT, WS_PORT = 5060, 8088  # 8080 is the test page server's
 READY_TIMEOUT_S = 10
 
 
