@@ -105,13 +105,13 @@ def _print_summary(results: Path) -> None:
 
     run = RunResult.load(results)
     table = Table(title=f"rtcmatrix ({run.lab.get('backend', '-')})")
-    for col in ("browser", "profile", "scenario", "status", "proven at", "RTT ms", "jitter ms", "loss %", "MOS", "link"):
+    for col in ("sdk", "browser", "profile", "scenario", "status", "proven at", "RTT ms", "jitter ms", "loss %", "MOS", "link"):
         table.add_column(col)
     for c in run.cells:
         m = c.metrics
         fmt = lambda v, f="{:.1f}": "-" if v is None else f.format(v)  # noqa: E731
         link = "-" if not c.link or c.link.ok is None else ("as configured" if c.link.ok else "DEVIATES")
-        table.add_row(c.browser, c.profile, c.scenario, c.status.value, ", ".join(c.proven_by), fmt(m.rtt_ms), fmt(m.jitter_ms),
+        table.add_row(c.sdk, c.browser, c.profile, c.scenario, c.status.value, ", ".join(c.proven_by), fmt(m.rtt_ms), fmt(m.jitter_ms),
                       fmt(m.packet_loss_pct, "{:.2f}"), fmt(m.mos, "{:.2f}"), link)
     console.print(table)
 

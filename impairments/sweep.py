@@ -181,4 +181,8 @@ def _sweep(include_live: bool) -> list[str]:
         for folder in NETNS_ETC.glob(f"{PREFIX}*") if NETNS_ETC.is_dir() else []:
             if folder.name not in live and not (NETNS_DIR / folder.name).exists():
                 shutil.rmtree(folder, ignore_errors=True)
+        if not live:  # a SIP server that outlived its namespace (its run dir says rtcm-sip-)
+            from harness.backends.sip.procs import sweep_leftovers
+
+            removed += [f"sip pid {pid}" for pid in sweep_leftovers()]
     return removed

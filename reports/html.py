@@ -11,7 +11,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from reports.results import RunResult
-from reports.view import MatrixView
+from reports.view import MatrixView, per_sdk
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -31,6 +31,6 @@ def write_html(run: RunResult, path: Path) -> Path:
     def rel(target: str) -> str:
         return os.path.relpath(target, path.parent)
 
-    html = _env().get_template("report.html.j2").render(run=run, view=view, rel=rel)
+    html = _env().get_template("report.html.j2").render(run=run, view=view, views=per_sdk(run), rel=rel)
     path.write_text(html)
     return path

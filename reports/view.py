@@ -22,7 +22,11 @@ PERFORMANCE_ROWS = [
 class MatrixView:
     rows = PERFORMANCE_ROWS
 
-    def __init__(self, run: RunResult):
+    def __init__(self, run: RunResult, sdk: str | None = None):
+        """`sdk`: only that SDK's cells (the report has one matrix per SDK)."""
+        self.sdk = sdk
+        if sdk is not None:
+            run = run.model_copy(update={"cells": [c for c in run.cells if c.sdk == sdk]})
         self.run = run
         self.profiles = _unique(c.profile for c in run.cells)
         self.browsers = _unique(c.browser for c in run.cells)
@@ -58,6 +62,10 @@ class MatrixView:
         for c in self.run.cells:
             out[c.status.value] += 1
         return out
+
+
+def per_sdk(run: RunResult) -> list[MatrixView]:
+    return [MatrixView(run, sdk) for sdk in _unique(c.sdk for c in run.cells)]
 
 
 def _unique(values) -> list:

@@ -37,10 +37,11 @@ class Kamailio:
         self.exec_prefix, self.netns, self.ip, self.rundir = exec_prefix, netns, ip, rundir
         self.cfg = rundir / "kamailio.cfg"
         self.log_path = rundir / "kamailio.log"
-        self.ctl = rundir / "kamailio-ctl.sock"
+        # A unix socket path may be 104 bytes at most; the run dir can be deeper than that.
+        self.ctl = Path("/run") / f"{rundir.name}.ctl"
         defs = "".join([
             _substdef("RTCM_IP", ip), _substdef("RTCM_DOMAIN", domain), _substdef("RTCM_PASSWORD", password),
-            _substdef("RTCM_RUNDIR", str(rundir)), _substdef("RTCM_FAREND_PORT", str(farend_port)),
+            _substdef("RTCM_RUNDIR", str(rundir)), _substdef("RTCM_CTL", str(self.ctl)), _substdef("RTCM_FAREND_PORT", str(farend_port)),
             _substdef("RTCM_OFFER_TO_WS",
                       "codec-strip-telephone-event" if "strip-telephone-event" in workarounds else ""),
         ])
@@ -117,3 +118,4 @@ class Kamailio:
 
     def stop(self) -> None:
         self.proc.stop()
+        self.ctl.unlink(missing_ok=True)

@@ -101,4 +101,6 @@ def sweep_leftovers(grace_s: float = 2.0) -> list[int]:
         with contextlib.suppress(psutil.Error):
             p.kill()
     psutil.wait_procs(alive, timeout=grace_s)
+    for sock in Path("/run").glob(f"{RUN_PREFIX}*.ctl"):  # Kamailio's control socket (see kamailio.py)
+        sock.unlink(missing_ok=True)
     return [p.pid for p in procs]
