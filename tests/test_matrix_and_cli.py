@@ -121,7 +121,7 @@ def test_sdk_axis_expands_and_filters(tmp_path):
 
 
 @pytest.mark.parametrize("sdks, message", [
-    ("[nope]", r"sdks\[0\]: unknown SDK 'nope'; built in: reference, jssip, plivo"),
+    ("[nope]", r"sdks\[0\]: unknown SDK 'nope'; built in: reference, jssip"),
     ("[{name: mine}]", r"sdks\[0\].adapter: 'mine' is not built in; give its adapter file"),
     ("[{name: mine, adapter: gone.js}]", r"sdks\[0\]: mine: no such file: .*gone.js"),
     ("[{name: jssip, workarounds: [magic]}]", r"sdks\[0\].workarounds: unknown 'magic'"),
