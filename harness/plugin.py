@@ -177,9 +177,10 @@ def lab(pytestconfig: pytest.Config, rtcm_matrix: Matrix, rtcm_out: Path):
 
 
 @pytest.fixture(scope="session")
-def reference_far_end(lab: Lab, rtcm_out: Path, pytestconfig: pytest.Config):
+def reference_far_end(lab: Lab, rtcm_out: Path, rtcm_matrix: Matrix, pytestconfig: pytest.Config):
     """rtcmatrix's own far end: the reference SDK's backend, and the web server of the test page for every SDK."""
-    fe = FarEnd(lab, rtcm_out / "farend", legacy_password=False)  # per-run credentials only
+    adapters = {name: [*sdk.scripts, sdk.adapter] for name, sdk in rtcm_matrix.sdks.items()}
+    fe = FarEnd(lab, rtcm_out / "farend", adapters=adapters, legacy_password=False)  # per-run credentials only
     pytestconfig.add_cleanup(fe.stop)
     fe.start()
     yield fe

@@ -9,6 +9,8 @@ import pytest
 
 from tests.rowutil import proof, run_matrix
 
+WEB = Path(__file__).resolve().parents[1] / "harness" / "web"
+
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
 
@@ -16,7 +18,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.lab]
 def jssip(tmp_path_factory):
     return run_matrix(tmp_path_factory.mktemp("jssip"), "jssip", {
         "sdks": ["jssip"], "browsers": ["chromium", "firefox"], "scenarios": ["outbound-call"],
-        "options": {"link_check_probes": 0, "stats_seconds": 3}})
+        "options": {"link_check_probes": 0, "stats_seconds": 8}})  # RTCP from the SIP far end: every 5 s
 
 
 @pytest.mark.parametrize("browser", ["chromium", "firefox"])
@@ -31,12 +33,20 @@ def test_jssip_outbound_call_is_heard_at_the_sip_far_end(jssip, browser):
     assert backend["ws_url"].startswith("ws://198.18.") and not backend["workarounds"], backend
 
 
-def test_jssip_call_with_a_dead_uplink_fails(tmp_path):
-    """The same row with every packet from the browser lost: it must turn red, not pass."""
+def test_a_users_own_sdk_entry_runs_and_a_dead_uplink_turns_it_red(tmp_path):
+    """A user's SDK (here JsSIP's adapter copied out of the harness, named in the matrix) loads and
+    calls; with every packet from the browser lost the row must turn red, not pass."""
+    adapter = tmp_path / "my-sip-sdk.js"
+    adapter.write_text((WEB / "adapters" / "jssip.js").read_text())
     dead = tmp_path / "dead-uplink.yaml"
     dead.write_text("name: dead-uplink\nuplink: {loss_pct: 100}\n")
-    cells = run_matrix(tmp_path, "jssip-dead", {
-        "sdks": ["jssip"], "browsers": ["chromium"], "profiles": [str(dead)], "scenarios": ["outbound-call"],
-        "options": {"link_check_probes": 0, "stats_seconds": 2, "connect_timeout_s": 8}})
-    cell = cells[("jssip", "chromium", "outbound-call")]
-    assert cell["status"] == "failed", cell
+    cells = run_matrix(tmp_path, "mine", {
+        "sdks": [{"name": "my-sip-sdk", "adapter": str(adapter), "scripts": [str(WEB / "build" / "jssip.js")],
+                  "backend": "sip"}],
+        "browsers": ["chromium"], "profiles": ["ideal", str(dead)], "scenarios": ["outbound-call"],
+        "options": {"link_check_probes": 0, "stats_seconds": 4, "connect_timeout_s": 8}})
+    run = cells["_run"]["cells"]
+    ok = next(c for c in run if c["profile"] == "ideal")
+    assert ok["sdk"] == "my-sip-sdk" and ok["status"] == "supported", ok["reason"]
+    red = next(c for c in run if c["profile"] == "dead-uplink")
+    assert red["status"] == "failed", red
