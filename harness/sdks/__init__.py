@@ -10,7 +10,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
-BACKENDS = ("reference", "sip")
 WORKAROUNDS = ("strip-telephone-event", "collapse-crcrlf")
 
 
