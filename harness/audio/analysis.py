@@ -142,3 +142,19 @@ def energy_segments(x: np.ndarray, rate: int, frame_s: float = 0.02,
                     "active": bool(active[i]), "dbfs": float(level)})
         i = j + 1
     return out
+
+
+def heard(x: np.ndarray, rate: int, segments: list[dict] | None = None) -> dict:
+    """What a far end heard, the same way for every backend: length, level, share of `segments`
+    (energy_segments' 20 ms frames by default) that were active, and the dominant tone (None
+    under half a second)."""
+    if segments is None:
+        segments = energy_segments(x, rate) if rate else []
+    active_s = sum(s["end_s"] - s["start_s"] for s in segments if s["active"])
+    total_s = sum(s["end_s"] - s["start_s"] for s in segments)
+    return {
+        "seconds": x.size / rate if rate else 0.0,
+        "rms_dbfs": dbfs(x),
+        "active_ratio": active_s / total_s if total_s else 0.0,
+        "dominant_hz": dominant_hz(x, rate, min_hz=50) if rate and x.size >= rate // 2 else None,
+    }

@@ -4,12 +4,9 @@ far end's recording. The test page itself is still served by rtcmatrix's own far
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from harness.audio.analysis import dbfs, dominant_hz, energy_segments, read_wav
+from harness.audio.analysis import heard
 from harness.backends.sip.backend import FAREND_PORT, SipBackend
-
-SILENCE_DBFS = -50.0
+from harness.backends.sip.truth import read_growing_wav
 
 
 class SipFarEnd:
@@ -17,33 +14,20 @@ class SipFarEnd:
         self.backend = backend
         self.url = page_url  # where the test page is served
 
-    def __getattr__(self, name: str):  # credentials, registrations, dtmf, sdp, originate, mute, ...
+    def __getattr__(self, name: str):  # ws_url, credentials, describe, registrations, dtmf, sdp, mute, ...
         return getattr(self.backend, name)
 
     @property
     def callee(self) -> str:
         return self.backend.far_end_user
 
-    @property
-    def ws_url(self) -> str:
-        return self.backend.ws_url
-
-    def describe(self) -> dict:
-        return self.backend.describe()
-
     def heard(self, call_id: str) -> dict | None:
-        """Energy, activity and tone of what the far end recorded on this call."""
+        """What the far end recorded on this call, summarised as the reference far end does."""
         path = self.backend._recording_path(call_id)
-        if not path or not Path(path).is_file():
+        x, rate = read_growing_wav(path) if path else (None, 0)
+        if x is None:
             return None
-        x, rate = read_wav(path)
-        segments = energy_segments(x, rate, 0.25, SILENCE_DBFS)
-        active = sum(s["end_s"] - s["start_s"] for s in segments if s["active"])
-        total = sum(s["end_s"] - s["start_s"] for s in segments)
-        return {"seconds": x.size / rate if rate else 0.0, "rms_dbfs": dbfs(x),
-                "active_ratio": active / total if total else 0.0,
-                "dominant_hz": dominant_hz(x, rate, min_hz=50) if rate and x.size >= rate // 2 else None,
-                "recording": str(path)}
+        return {**heard(x, rate), "recording": str(path)}
 
     def call(self, call_id: str) -> dict | None:
         c = self.backend.call(call_id)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from harness.audio.analysis import dbfs, dominant_hz, energy_segments, frequency_track
+from harness.audio.analysis import dbfs, energy_segments, frequency_track, heard
 from harness.farend.audio import RATE, write_wav
 
 SILENCE_DBFS = -50.0
@@ -112,14 +112,9 @@ class Listener:
         """Energy, activity and dominant frequency of everything heard so far."""
         x = self.audio()
         segments = energy_segments(x, RATE, WINDOW_S, SILENCE_DBFS)
-        active_s = sum(s["end_s"] - s["start_s"] for s in segments if s["active"])
-        total_s = sum(s["end_s"] - s["start_s"] for s in segments)
         return {
             "frames": self.frames,
-            "seconds": x.size / RATE,
-            "rms_dbfs": dbfs(x),
-            "active_ratio": active_s / total_s if total_s else 0.0,
-            "dominant_hz": dominant_hz(x, RATE, min_hz=50) if x.size >= RATE // 2 else None,
+            **heard(x, RATE, segments),
             "first_frame_after_s": (self.first_frame_at - self.started) if self.first_frame_at else None,
             "first_sound_after_s": (self.first_sound_at - self.started) if self.first_sound_at else None,
             "longest_gap_s": _longest_gap(segments),
