@@ -120,7 +120,6 @@ class ScheduleRunner:
         return self
 
     def _run(self) -> None:
-        index = 0
         try:
             # The schedule's clock starts when its first step is in netem: a first apply can be slow
             # (qdiscs are created, not changed), and that must not push every later step off time.

@@ -30,9 +30,8 @@ class SipBackends:
             name = "-".join(filter(None, [sdk.sip_domain or "lab", *key[1]])).replace(".", "_")
             backend = SipBackend(self.lab, self.workdir / name, domain=sdk.sip_domain, workarounds=set(key[1]))
             try:
-                backend.start()
+                backend.start()  # stops whatever it started if it fails
             except Exception as err:
-                backend.stop()
                 self._failed[key] = f"the SIP backend for {sdk.name} did not start: {err}"
                 raise RuntimeError(self._failed[key]) from None
             self._running[key] = SipFarEnd(backend, self.page_server.url)

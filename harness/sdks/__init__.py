@@ -5,12 +5,13 @@ without touching the harness; see harness/web/ADAPTER.md."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
-WORKAROUNDS = ("strip-telephone-event", "collapse-crcrlf")
+Workaround = Literal["strip-telephone-event", "collapse-crcrlf"]
+WORKAROUNDS: tuple[str, ...] = get_args(Workaround)
 
 
 class Sdk(BaseModel):
@@ -23,7 +24,7 @@ class Sdk(BaseModel):
     scripts: tuple[Path, ...] = ()
     backend: Literal["reference", "sip"] = "reference"
     sip_domain: str | None = Field(default=None, description="the registrar's domain the SDK insists on")
-    workarounds: tuple[Literal["strip-telephone-event", "collapse-crcrlf"], ...] = Field(
+    workarounds: tuple[Workaround, ...] = Field(
         default=(), description="backend workarounds for known SDK defects; off unless named")
     description: str = ""
 

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 from harness.backends.sip import baresip, kamailio, rtpengine, truth
 from harness.backends.sip.procs import RUN_PREFIX, Proc, SipBackendError, leftovers, wait_for
+from harness.sdks import WORKAROUNDS
 
 if TYPE_CHECKING:
     from impairments.lab import Lab
 
-WORKAROUNDS = frozenset({"strip-telephone-event", "collapse-crcrlf"})
 PLIVO_DOMAIN = "phone.plivo.com"
 FAREND_USER = "farend"
 FAREND_PORT = 5080  # the far end UA's own port on the server IP: never "myself" to Kamailio
@@ -33,7 +33,7 @@ class SipBackend:
 
     def __init__(self, lab: "Lab", workdir: Path, domain: str | None = None,
                  workarounds: set[str] | frozenset[str] = frozenset(), plivo: bool | None = None):
-        unknown = set(workarounds) - WORKAROUNDS
+        unknown = set(workarounds) - set(WORKAROUNDS)
         if unknown:
             raise ValueError(f"unknown workarounds {sorted(unknown)}; known: {sorted(WORKAROUNDS)}")
         self.lab, self.workdir = lab, Path(workdir)
@@ -72,7 +72,7 @@ class SipBackend:
         ns, ip, prefix = self.lab.server_ns, self.lab.server_ip, self.lab.exec_prefix("server")
         pcap = self.rundir / "sip.pcap"
         self.tcpdump = Proc("tcpdump", prefix + ["tcpdump", "-i", "any", "-U", "-Z", "root", "-s", "0", "-w", str(pcap),
-                                                 "port 5060 or port 8088 or port 5080"],
+                                                 f"port {kamailio.UDP_PORT} or port {kamailio.WS_PORT} or port {FAREND_PORT}"],
                             self.rundir / "tcpdump.log").start()
         t = time.monotonic()
         self.rtpengine = rtpengine.Rtpengine(prefix, ns, ip, self.rundir).start()

@@ -41,7 +41,9 @@ class Kamailio:
         self.ctl = Path("/run") / f"{rundir.name}.ctl"
         defs = "".join([
             _substdef("RTCM_IP", ip), _substdef("RTCM_DOMAIN", domain), _substdef("RTCM_PASSWORD", password),
-            _substdef("RTCM_RUNDIR", str(rundir)), _substdef("RTCM_CTL", str(self.ctl)), _substdef("RTCM_FAREND_PORT", str(farend_port)),
+            _substdef("RTCM_RUNDIR", str(rundir)), _substdef("RTCM_CTL", str(self.ctl)),
+            _substdef("RTCM_UDP_PORT", str(UDP_PORT)), _substdef("RTCM_WS_PORT", str(WS_PORT)),
+            _substdef("RTCM_FAREND_PORT", str(farend_port)),
             _substdef("RTCM_OFFER_TO_WS",
                       "codec-strip-telephone-event" if "strip-telephone-event" in workarounds else ""),
         ])
