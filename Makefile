@@ -41,6 +41,7 @@ $(STAMP): pyproject.toml
 web: $(WEB_STAMP)
 
 $(WEB_STAMP): $(WEB)/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm is missing (Debian: apt-get install npm; it comes with NodeSource's nodejs)"; exit 1; }
 	cd $(WEB) && npm ci --ignore-scripts --no-audit --no-fund && npm run build
 	touch $@
 
