@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from impairments.profile import Link
+from impairments.uml import fpguard
 from impairments.uml.agent import MARKER
 
 UML_BINARY = "linux.uml"
@@ -96,12 +97,13 @@ class UmlRouter:
         init.write_text(_init_script(project_root, modules, bb))
         init.chmod(0o755)
         cmd = [
+            sys.executable, str(Path(__file__).with_name("fpguard.py")),
             "ip", "netns", "exec", self.netns, binary,
             "mem=256M", "rootfstype=hostfs", "rootflags=/", "ro", f"init={init}",
             f"vec0:transport=tap,ifname={self.client_tap}",
             f"vec1:transport=tap,ifname={self.server_tap}",
             "con0=fd:0,fd:1", "con=null", "ssl=null", "quiet",
-            f"uml_dir={self.run_dir}", f"umid={self.umid}",
+            f"uml_dir={self.run_dir}", f"umid={self.umid}", f"GLIBC_TUNABLES={fpguard.GUEST_TUNABLES}",
         ]
         started = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
