@@ -14,7 +14,7 @@ ARGS ?=
 WEB := harness/web
 WEB_STAMP := $(WEB)/node_modules/.installed-$(shell cat $(WEB)/package-lock.json | md5sum | cut -c1-8)
 
-.PHONY: setup apt venv web run test test-fast test-lab bench sweep clean
+.PHONY: setup apt venv web run test test-fast test-lab bench bench-matrix sweep clean
 
 setup: apt venv web
 
@@ -59,6 +59,11 @@ test-fast: venv
 bench: setup
 	$(BIN)/python bench/link_accuracy.py $(ARGS)
 	$(BIN)/python bench/engine_startup.py
+	$(BIN)/python bench/sampler_overhead.py
+
+# The default matrix at 1 and 2 workers (about 25 minutes here); narrow it with ARGS="--scenario ...".
+bench-matrix: setup
+	$(BIN)/python bench/matrix_time.py $(ARGS)
 
 sweep: venv
 	$(BIN)/rtcmatrix sweep

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from harness.engines import ENGINES
@@ -46,39 +47,68 @@ def run(
                                            help="another binary for a browser column or engine (repeatable)"),
     browser_channel: list[str] = typer.Option([], "--browser-channel", metavar="NAME=CHANNEL",
                                               help="a Playwright channel for a browser column or engine (repeatable)"),
+    workers: Optional[int] = typer.Option(None, "--workers", "-n", min=1, max=64,
+                                          help="cells in parallel, each worker with its own lab (default: one per "
+                                               "core, at most one per profile x SDK x browser)"),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N",
+                                        help="run the K-th of N slices of the matrix; join them with rtcmatrix merge"),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="a baseline results.json: gate this run "
+                                                                       "against it (exit 1 on a regression)"),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="gate rules YAML for --baseline (see rtcmatrix compare)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show pytest's own output"),
 ) -> None:
     """Run the matrix and write results.json, report.html, summary.md and junit.xml.
 
-    Exits 0 when the run completed, whatever the verdicts; non-zero when the harness failed.
+    Exits 0 when the run completed, whatever the verdicts; 130 when interrupted; non-zero when the harness failed.
     """
     import pytest
 
     if backend not in (None, "auto", "host", "uml"):
         fail(f"--backend: {backend!r} is not one of auto, host, uml")
+    from harness import workers as par
     from harness.plugin import pairs
 
     try:
         m = load(matrix, browser, profile, scenario, list(SCENARIOS), list(ENGINES),
                  executables=pairs("--browser-path", browser_path), channels=pairs("--browser-channel", browser_channel),
                  sdks=sdk)
+        cells = par.shard_cells(m.cells(), par.parse_shard(shard))
     except (MatrixError, ProfileError) as e:
         fail(str(e))
+    if not cells:
+        fail(f"--shard {shard}: this slice of the matrix is empty ({len(m.cells())} cells); use fewer shards")
+    if baseline is not None:
+        from reports.compare import CompareError, load_rules, load_run
+
+        try:  # a bad baseline says so before the run, not after it
+            base_run, gate_rules = load_run(baseline), load_rules(rules)
+        except CompareError as e:
+            fail(str(e))
+    groups = par.groups(cells)
+    if workers is not None and workers > groups:
+        err.print(f"--workers {workers}: these cells make {groups} group(s) (profile x SDK x browser); "
+                  f"running {groups} worker(s)")
+    n_workers = min(workers, groups) if workers else par.default_workers(cells)
     need_root()
     out = out or PROJECT_ROOT / "reports" / "out" / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     args = [str(SCENARIO_DIR), "--matrix", str(matrix.resolve()), "--rtcm-out", str(out),
             "--junitxml", str(out / "junit.xml"), "-p", "no:cacheprovider", "--rootdir", str(SCENARIO_DIR),
-            "-c", os.devnull] + _plugin_args()
+            "-c", os.devnull, "-W", "ignore::pytest.PytestAssertRewriteWarning"] + _plugin_args()
     for flag, values in (("--rtcm-browser", browser), ("--rtcm-sdk", sdk), ("--rtcm-profile", profile), ("--rtcm-scenario", scenario),
                          ("--rtcm-browser-path", browser_path), ("--rtcm-browser-channel", browser_channel)):
         for v in values:
             args += [flag, v]
     if backend:
         args += ["--rtcm-backend", backend]
+    if shard:
+        args += ["--rtcm-shard", shard]
+    if n_workers > 1:
+        args += ["-n", str(n_workers), "--dist", "loadgroup"]
     args += ["-v"] if verbose else ["-q"]
-    console.print(f"rtcmatrix: {len(m.cells())} cells ({', '.join(m.sdks)} x {', '.join(m.browsers)} x "
-                  f"{', '.join(p.name for p in m.profiles)} x {', '.join(m.scenarios)})")
+    console.print(f"rtcmatrix: {len(cells)} cells" + (f" (shard {shard} of {len(m.cells())})" if shard else "")
+                  + f" ({', '.join(m.sdks)} x {', '.join(m.browsers)} x {', '.join(p.name for p in m.profiles)} x "
+                  f"{', '.join(m.scenarios)}) on {n_workers} worker(s)")
     started = time.monotonic()
     code = pytest.main(args)
     results = out / "results.json"
@@ -96,8 +126,77 @@ def run(
 
     errors = [c for c in RunResult.load(results).cells if c.status == Status.error]
     if errors or code in (pytest.ExitCode.INTERNAL_ERROR,):
-        err.print(f"[bold red]harness errors in {len(errors)} cell(s)[/]: " + "; ".join(f"{c.id}: {c.reason}" for c in errors))
+        err.print(f"[bold red]harness errors in {len(errors)} cell(s)[/]: "
+                  + escape("; ".join(f"{c.id}: {c.reason}" for c in errors)))
         raise typer.Exit(EXIT_HARNESS)
+    if baseline is not None and _gate(base_run, RunResult.load(results), gate_rules, str(baseline)):
+        raise typer.Exit(1)
+
+
+@app.command()
+def compare(
+    base: Path = typer.Argument(..., help="the baseline results.json"),
+    new: Path = typer.Argument(..., help="the new results.json"),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="gate rules YAML: metric tolerances, behaviour_changes"),
+) -> None:
+    """Print what changed between two runs; exit 1 on a regression, 0 otherwise, 2 on bad input."""
+    from reports.compare import CompareError, load_rules, load_run
+
+    try:
+        base_run, new_run, gate_rules = load_run(base), load_run(new), load_rules(rules)
+    except CompareError as e:
+        fail(str(e))
+    if _gate(base_run, new_run, gate_rules, str(base)):
+        raise typer.Exit(1)
+
+
+def _gate(base_run, new_run, rules, label: str) -> bool:
+    """Print the changes against a baseline; True when one of them is a regression."""
+    from reports.compare import compare as diff
+
+    changes = diff(base_run, new_run, rules)
+    table = Table(title=f"against {label}")
+    for col in ("cell", "change", "before", "after", "regression"):
+        table.add_column(col, overflow="fold")
+    for c in changes:
+        table.add_row(escape(c.cell), c.kind, escape(c.before or "-"), escape(c.after or "-"),
+                      "[bold red]yes[/]" if c.regression else "no")
+    if changes:
+        console.print(table)
+    regressions = sum(c.regression for c in changes)
+    console.print(f"gate: {len(changes)} change(s), {regressions} regression(s) in {len(new_run.cells)} cells: "
+                  + ("[bold red]FAIL[/]" if regressions else "[green]pass[/]"))
+    return regressions > 0
+
+
+@app.command()
+def merge(
+    runs: list[Path] = typer.Argument(..., help="output folders of the shards (each holds a results.json)"),
+    out: Path = typer.Option(..., "--out", help="folder for the joined results.json, report.html, junit.xml, summary.md"),
+) -> None:
+    """Join the shards of a matrix (rtcmatrix run --shard K/N) into one run and its reports."""
+    from reports.merge import MergeError, merge_junit, merge_runs, write_all
+    from reports.results import RunResult
+
+    loaded = []
+    for folder in runs:
+        results = folder / "results.json"
+        if not results.is_file():
+            fail(f"{folder}: no results.json there; give the --out folder of each rtcmatrix run")
+        try:
+            loaded.append(RunResult.load(results))
+        except ValueError as e:
+            fail(f"{results}: not an rtcmatrix results file ({str(e).splitlines()[0]})")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        run = merge_runs(loaded, [str(f) for f in runs])
+        junit = merge_junit([f / "junit.xml" for f in runs], out / "junit.xml")
+    except MergeError as e:
+        fail(str(e))
+    write_all(run, out)
+    _print_summary(out / "results.json")
+    console.print(f"\nmerged {len(runs)} run(s), {len(run.cells)} cells: [bold]{out / 'report.html'}[/]"
+                  + (f"  JUnit: {junit}" if junit else "  (no junit.xml in the runs)"))
 
 
 def _print_summary(results: Path) -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import threading
 
 from harness.cell import CellRun
@@ -21,7 +23,7 @@ class CellConditions:
         self.probes = probes
         self.checked: dict[str, linkcheck.LinkCheck] = {}
 
-    def enter(self, cell: Cell) -> tuple[LinkRecord, "ScheduleInCell | None"]:
+    def enter(self, cell: Cell, phase=None) -> tuple[LinkRecord, "ScheduleInCell | None"]:
         """Apply the cell's conditions; a schedule is checked on its first step, then started."""
         schedule = cell.profile if isinstance(cell.profile, Schedule) else None
         fixed = schedule.first if schedule else cell.profile
@@ -31,7 +33,8 @@ class CellConditions:
         measured = None
         if self.probes:
             if cell.profile.name not in self.checked:
-                self.checked[cell.profile.name] = linkcheck.check(self.lab, probes=self.probes)
+                with phase("link-check") if phase else contextlib.nullcontext():
+                    self.checked[cell.profile.name] = linkcheck.check(self.lab, probes=self.probes)
             measured = self.checked[cell.profile.name]
         record = LinkRecord(
             backend=self.lab.backend,

@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import signal
-import time
 from pathlib import Path
 
 import pytest
-from harness.cell import CellRun, NotSupported
+from harness.cell import CellRun
 from harness.engines import ENGINES, BrowserMissing
 from harness.conditions import CellConditions
 from harness.farend.handle import FarEnd
 from harness.matrix import DEFAULT_MATRIX, Cell, Matrix, MatrixError, load
 from harness.pool import BrowserPool
 from harness.scenarios import SCENARIOS
+from harness.metrics.process import ProcessSampler
 from harness.softphone import Softphone
-from harness.verdicts import cell_result
+from harness import workers
 from impairments.lab import Lab
-from reports.results import EngineFacts, RunResult, Status
+from reports.results import EngineFacts, RunResult
 
 MATRIX = pytest.StashKey[Matrix]()
 RUN = pytest.StashKey[RunResult]()
@@ -33,6 +32,7 @@ OUT = pytest.StashKey[Path]()
 CELL_RUN = pytest.StashKey[CellRun]()
 REPORTS = pytest.StashKey[dict]()
 CURRENT = pytest.StashKey[pytest.Item]()
+STARTUP = pytest.StashKey[float]()  # session fixtures' set-up time not yet charged to a cell
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,6 +50,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="use this binary for a browser column or engine (repeatable)")
     group.addoption("--rtcm-browser-channel", action="append", default=[], metavar="NAME=CHANNEL",
                     help="use this Playwright channel for a browser column or engine (repeatable)")
+    group.addoption("--rtcm-shard", default=None, metavar="K/N",
+                    help="run only the K-th of N slices of the matrix (for N CI machines; join with rtcmatrix merge)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -60,9 +62,38 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lifecycle: the scenario sends its page to the background (a page that can be hidden and frozen)")
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
         signal.signal(signal.SIGTERM, _terminate)
+    if workers.worker_id(config):
+        workers.worker_signals()
+    from harness import results_hooks  # it reads this module's keys
+
+    if not config.pluginmanager.is_registered(results_hooks):
+        config.pluginmanager.register(results_hooks, "rtcmatrix-results")
+    _FULL_TRACE[0] = bool(config.getoption("fulltrace", False))
 
 
 _MAIN_PID = os.getpid()
+_FULL_TRACE = [False]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo) -> None:
+    """An interrupt is reported in one traceback entry, where it landed: pytest formats the whole
+    stack (parsing each module on it) just to print one line without --full-trace, and Playwright's
+    generated API alone is 15,000 lines: seconds of a Ctrl-C's 5, in every worker."""
+    tb = excinfo.traceback
+    if _FULL_TRACE[0] or len(tb) < 2:
+        return
+    visible = [e for e in tb if not e.ishidden(excinfo)]  # Playwright hides its own sync frames
+    small = [e for e in visible if _size(e.path) < 100_000]
+    keep = (small or visible or list(tb))[-1:]
+    excinfo.traceback = type(tb)(keep)
+
+
+def _size(path) -> int:
+    try:
+        return os.path.getsize(path)
+    except (OSError, TypeError):
+        return 0
 
 
 def _terminate(signum, frame):
@@ -92,6 +123,15 @@ def _matrix(config: pytest.Config) -> Matrix:
     return config.stash[MATRIX]
 
 
+def _cells(config: pytest.Config) -> list[Cell]:
+    """The cells this session runs: the matrix's, or its --rtcm-shard slice."""
+    try:
+        shard = workers.parse_shard(config.getoption("--rtcm-shard"))
+    except MatrixError as err:
+        raise pytest.UsageError(str(err)) from None
+    return workers.shard_cells(_matrix(config).cells(), shard)
+
+
 def pairs(flag: str, values: list[str]) -> dict[str, str]:
     out = {}
     for v in values:
@@ -114,8 +154,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if name not in SCENARIOS:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: add @pytest.mark.scenario(NAME) with a name "
                                 f"from harness.scenarios.SCENARIOS ({', '.join(SCENARIOS)})")
-    matrix = _matrix(metafunc.config)
-    cells = [c for c in matrix.cells() if c.scenario == name]
+    cells = [c for c in _cells(metafunc.config) if c.scenario == name]
     metafunc.parametrize("cell", [pytest.param(c, id=c.id.removesuffix(f"-{c.scenario}")) for c in cells],
                          indirect=True, scope="function")
 
@@ -145,6 +184,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items.sort(key=key)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadgroup`: one worker runs a group's cells (one profile, SDK and browser) back to back."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return workers.scheduler(config, _cells(config), log)
+
+
 # --- session fixtures -------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
@@ -164,9 +211,16 @@ def rtcm_out(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="session")
-def lab(pytestconfig: pytest.Config, rtcm_matrix: Matrix, rtcm_out: Path):
+def rtcm_session_dir(pytestconfig: pytest.Config, rtcm_out: Path) -> Path:
+    """Where this session's lab, far end and browsers keep their logs: a worker's own folder in a parallel run."""
+    wid = workers.worker_id(pytestconfig)
+    return workers.worker_dir(rtcm_out, wid) if wid else rtcm_out
+
+
+@pytest.fixture(scope="session")
+def lab(pytestconfig: pytest.Config, rtcm_matrix: Matrix, rtcm_session_dir: Path):
     backend = pytestconfig.getoption("--rtcm-backend") or rtcm_matrix.options.backend
-    the_lab = Lab(backend=backend, log_dir=rtcm_out / "lab")
+    the_lab = Lab(backend=backend, log_dir=rtcm_session_dir / "lab")
     # Also on unconfigure: a Ctrl-C can skip session teardown, never this.
     pytestconfig.add_cleanup(the_lab.close)
     with the_lab:
@@ -177,10 +231,10 @@ def lab(pytestconfig: pytest.Config, rtcm_matrix: Matrix, rtcm_out: Path):
 
 
 @pytest.fixture(scope="session")
-def reference_far_end(lab: Lab, rtcm_out: Path, rtcm_matrix: Matrix, pytestconfig: pytest.Config):
+def reference_far_end(lab: Lab, rtcm_session_dir: Path, rtcm_matrix: Matrix, pytestconfig: pytest.Config):
     """rtcmatrix's own far end: the reference SDK's backend, and the web server of the test page for every SDK."""
     adapters = {name: [*sdk.scripts, sdk.adapter] for name, sdk in rtcm_matrix.sdks.items()}
-    fe = FarEnd(lab, rtcm_out / "farend", adapters=adapters, legacy_password=False)  # per-run credentials only
+    fe = FarEnd(lab, rtcm_session_dir / "farend", adapters=adapters, legacy_password=False)  # per-run credentials only
     pytestconfig.add_cleanup(fe.stop)
     fe.start()
     yield fe
@@ -194,11 +248,11 @@ def far_end(reference_far_end: FarEnd) -> FarEnd:
 
 
 @pytest.fixture(scope="session")
-def sip_backends(lab: Lab, rtcm_out: Path, reference_far_end: FarEnd, pytestconfig: pytest.Config):
+def sip_backends(lab: Lab, rtcm_session_dir: Path, reference_far_end: FarEnd, pytestconfig: pytest.Config):
     """SIP backends, one per SIP domain and set of workarounds, started when a cell first needs one."""
     from harness.backends.pool import SipBackends
 
-    pool = SipBackends(lab, rtcm_out / "sip", reference_far_end)
+    pool = SipBackends(lab, rtcm_session_dir / "sip", reference_far_end)
     pytestconfig.add_cleanup(pool.close)
     yield pool
     pool.close()
@@ -223,9 +277,9 @@ def connect_options() -> dict:
 
 
 @pytest.fixture(scope="session")
-def browsers(lab: Lab, reference_far_end: FarEnd, rtcm_out: Path, rtcm_matrix: Matrix, browser_launch_args: dict,
-             connect_options: dict, pytestconfig: pytest.Config):
-    workdir = rtcm_out / "browsers"
+def browsers(lab: Lab, reference_far_end: FarEnd, rtcm_session_dir: Path, rtcm_matrix: Matrix,
+             browser_launch_args: dict, connect_options: dict, pytestconfig: pytest.Config):
+    workdir = rtcm_session_dir / "browsers"
     workdir.mkdir(exist_ok=True)
     pool = BrowserPool(lab, reference_far_end, workdir, rtcm_matrix.specs, browser_launch_args, connect_options)
     pytestconfig.add_cleanup(pool.close)
@@ -247,7 +301,8 @@ def cell(request: pytest.FixtureRequest, rtcm_matrix: Matrix, rtcm_out: Path, _c
     spec = rtcm_matrix.specs.get(the_cell.browser)
     run = CellRun(the_cell, rtcm_matrix.options, evidence, link=None, engine=spec.engine if spec else None)
     request.node.stash[CELL_RUN] = run
-    run.link, scheduled = _conditions.enter(the_cell)
+    with run.phase("conditions"):
+        run.link, scheduled = _conditions.enter(the_cell, phase=run.phase)
     if scheduled:
         request.addfinalizer(lambda: scheduled.finish(run))
     return run
@@ -259,16 +314,22 @@ def softphone(request: pytest.FixtureRequest, cell: CellRun, browsers: BrowserPo
     """The cell's page in a fresh context; a test marked `lifecycle` gets one that can go to the background."""
     name = cell.cell.browser
     try:
-        browser = browsers.get(name)
+        with cell.phase("browser"):
+            browser = browsers.get(name)
         browser.trace = browser.driver == "playwright-cdp"  # a trace is kept for failed cells
-        page = browser.new_page(browser_context_args, lifecycle=request.node.get_closest_marker("lifecycle") is not None)
+        with cell.phase("context"):
+            page = browser.new_page(browser_context_args,
+                                    lifecycle=request.node.get_closest_marker("lifecycle") is not None)
     except BrowserMissing as err:
         pytest.fail(str(err), pytrace=False)
     cell.browser_version = browser.version
-    phone = Softphone(page, far_end)
+    phone = Softphone(page, far_end, phase=cell.phase)
+    if browser.process_roots:
+        phone.processes = ProcessSampler(list(browser.process_roots)).start()
     try:
         yield phone
     finally:
+        _keep_process_cost(cell, phone)
         _keep_page_evidence(request, cell, phone, browser.driver)
         run = request.config.stash.get(RUN, None)
         if run is not None and (name not in run.engines or not run.engines[name].capabilities):
@@ -279,6 +340,20 @@ def softphone(request: pytest.FixtureRequest, cell: CellRun, browsers: BrowserPo
                                             capabilities=phone.capabilities)
         with contextlib.suppress(Exception):
             page.close()
+
+
+def _keep_process_cost(cell: CellRun, phone: Softphone) -> None:
+    """The browser's CPU and memory in the states the probe went through, beside its other figures."""
+    if phone.processes is None:
+        return
+    phone.processes.stop()
+    figures = phone.processes.figures()
+    figures |= {f"js_heap_{state}_mb": mb for state, mb in phone.js_heap_mb.items()}
+    if any(k.startswith("process_") for k in figures):
+        for name, value in figures.items():
+            setattr(cell.metrics, name, value)
+        cell.keep("process.json", {"roots": [p.pid for p in phone.processes.roots], "cores": phone.processes.cores,
+                                   "interval_s": phone.processes.interval_s, "samples": phone.processes.samples})
 
 
 def _keep_page_evidence(request: pytest.FixtureRequest, cell: CellRun, phone: Softphone, driver: str) -> None:
@@ -300,79 +375,3 @@ def _keep_page_evidence(request: pytest.FixtureRequest, cell: CellRun, phone: So
         with contextlib.suppress(Exception):
             if trace := save_trace(cell.evidence_dir / "trace.zip"):
                 cell.keep_file("trace", trace)
-
-
-# --- results ------------------------------------------------------------------------------------
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[RUN] = RunResult(
-        rtcmatrix_version=_version(),
-        matrix=str(session.config.getoption("--matrix") or DEFAULT_MATRIX),
-        started_at=time.time(),
-        host={"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
-    )
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    outcome = yield
-    report = outcome.get_result()
-    if call.when == "call" and call.excinfo is not None and call.excinfo.errisinstance(NotSupported):
-        report.outcome, report.longrepr = "passed", None  # a finding, not a failure
-    rec = item.stash.get(CELL_RUN, None)
-    if call.when == "call" and rec is not None and report.passed:
-        report.user_properties.append(("rtcm_status", rec.status.value))
-    reports = item.stash.setdefault(REPORTS, {})
-    reports[report.when] = report
-    if report.when == "teardown" and "cell" in getattr(item, "fixturenames", ()):
-        cell_result(item, reports, item.config.stash.get(RUN, None), item.stash.get(CELL_RUN, None))
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem):
-    """Remember the cell in progress: an interrupt skips its reports, not its place in the results."""
-    item.config.stash[CURRENT] = item
-    outcome = yield
-    if outcome.excinfo is None:
-        item.config.stash[CURRENT] = None
-
-
-def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
-    """The report line says when a passing cell is not-supported or degraded."""
-    status = dict(report.user_properties).get("rtcm_status") if report.when == "call" and report.passed else None
-    if status == Status.not_supported.value:
-        return "not-supported", "N", ("NOT-SUPPORTED", {"yellow": True})
-    if status == Status.degraded.value:
-        return "degraded", "D", ("DEGRADED", {"yellow": True})
-    return None
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    run = session.config.stash.get(RUN, None)
-    out = session.config.stash.get(OUT, None)
-    if run is None or out is None:
-        return
-    run.finished_at = time.time()
-    run.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-    current = session.config.stash.get(CURRENT, None)
-    recorded = {c.id for c in run.cells}
-    spec = getattr(current, "callspec", None)
-    if run.interrupted and spec and isinstance(spec.params.get("cell"), Cell) and spec.params["cell"].id not in recorded:
-        cell_result(current, current.stash.get(REPORTS, {}), run, current.stash.get(CELL_RUN, None), interrupted=True)
-    if not run.cells:
-        return
-    from reports.html import write_html
-    from reports.summary import write_markdown
-
-    run.save(out / "results.json")
-    write_html(run, out / "report.html")
-    write_markdown(run, out / "summary.md")
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("rtcmatrix")
-    except PackageNotFoundError:
-        return "0+source"

@@ -14,6 +14,7 @@ from harness.engines import BrowserSpec, LaunchContext, RunningBrowser, engine
 from harness.engines.driver import start_in_netns
 from harness.farend import audio
 from harness.farend.handle import FarEnd
+from harness.metrics.process import browser_roots, netns_pids
 from impairments.lab import Lab
 
 MIC_TONES = {"a": 440.0, "b": 880.0}  # distinct, so the far end can tell which microphone it hears
@@ -71,7 +72,10 @@ class BrowserPool:
                             mic_wav=self.mic_wavs["a"], exclude_host=self.lab.server_ip, env=env)
         overrides = launch_overrides_for(self.launch_overrides, name, spec.engine)
         try:
-            browser = recipe.launch(self.driver(), ctx, spec, overrides)
+            driver = self.driver()
+            before = netns_pids(self.lab.client_ns)
+            browser = recipe.launch(driver, ctx, spec, overrides)
+            browser.process_roots = tuple(browser_roots(before, netns_pids(self.lab.client_ns)))
         except BaseException:
             self._stop_audio(name)
             raise

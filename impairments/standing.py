@@ -101,9 +101,14 @@ def down(name: str, timeout_s: float = 30) -> bool:
     with contextlib.suppress(StandingError, OSError):
         request(name, "down", timeout_s=5)
     deadline = time.monotonic() + timeout_s
-    while state(name) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if state(name):
+    namespaces = list((data.get("namespaces") or {}).values())
+
+    def standing() -> bool:  # the state file goes first; the lab is gone when its owner and namespaces are
+        return bool(state(name)) or sweep.alive(data["pid"]) or any(Path(f"/run/netns/{n}").exists()
+                                                                     for n in namespaces)
+    while standing() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if standing():
         os.kill(data["pid"], signal.SIGKILL)
         sweep.sweep()
     path, sock, log = _paths(name)

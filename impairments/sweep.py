@@ -44,10 +44,12 @@ class Record:
         return RECORDS / f"{self.lab_id}.json"
 
     def owner_alive(self) -> bool:
+        """A zombie is dead: a killed worker of a parallel run stays one until something reaps it."""
         try:
-            return abs(psutil.Process(self.pid).create_time() - self.started) < 1.0
+            same = abs(psutil.Process(self.pid).create_time() - self.started) < 1.0
         except psutil.Error:
             return False
+        return same and alive(self.pid)
 
     def save(self) -> None:
         self.path.write_text(json.dumps(self.__dict__))
@@ -120,14 +122,14 @@ def kill_netns_processes(name: str, grace_s: float = 2.0) -> int:
                 os.kill(pid, sig)
         deadline = time.monotonic() + grace_s
         while pids and time.monotonic() < deadline:
-            pids = [p for p in pids if _alive(p)]
+            pids = [p for p in pids if alive(p)]
             time.sleep(0.05)
         if not pids:
             break
     return len(pids)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:

@@ -56,3 +56,21 @@ def test_doctor_reports_what_is_here():
     r = rtcm("doctor")
     assert "User-mode Linux router" in r.stdout and "browser chromium" in r.stdout
     assert r.returncode == 0 and "ready to run" in r.stdout
+
+
+def test_down_returns_only_when_the_lab_is_gone_even_with_an_exec_running():
+    name = "pytest-busy"
+    before = set(sweep.our_namespaces())
+    assert rtcm("lab", "up", "--name", name, "--profile", "ideal").returncode == 0
+    busy = subprocess.Popen(CLI + ["lab", "exec", "--name", name, "--", "sleep", "60"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: any(sweep.pids_in_netns(n) for n in set(sweep.our_namespaces()) - before), 10)
+        down = rtcm("lab", "down", "--name", name)
+        assert down.returncode == 0, down.stderr
+        assert not (set(sweep.our_namespaces()) - before), "lab down returned before its namespaces were gone"
+        assert busy.wait(timeout=10) != 0  # the exec inside it was ended with the lab
+    finally:
+        if busy.poll() is None:
+            busy.kill()
+        rtcm("lab", "down", "--name", name)

@@ -1,0 +1,54 @@
+"""The seed's table as a specification: a claims file is validated, and the report prints the
+vendor's words beside each measured cell and flags where they disagree."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.matrix import MatrixError, load
+from harness.scenarios import SCENARIOS
+from reports.claims import differs, expects
+from reports.html import write_html
+from reports.results import CellResult, RunResult, Status
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_seed_table_loads_with_the_sdks_matrix():
+    m = load(ROOT / "matrices" / "sdks.yaml", known_scenarios=list(SCENARIOS))
+    rows = m.claims["plivo"]["rows"]
+    assert rows["quality-warnings"] == {"chromium": "Supported", "firefox": "Supported", "webkit": "Not supported"}
+    assert rows["devices"]["firefox"] == "Not Supported"
+
+
+def test_claim_words_are_judged_only_when_plain():
+    assert expects("Supported") is True and expects("Not Supported") is False
+    assert expects("Rings only when the browser is brought to the foreground") is None
+    assert differs("Supported", "failed") and differs("Not supported", "supported")
+    assert not differs("Supported", "degraded") and not differs("Supported", "error")
+
+
+@pytest.mark.parametrize("claims, message", [
+    ("{nope: x.yaml}", r"claims.nope: no SDK of the matrix is named 'nope'"),
+    ("{plivo: missing.yaml}", r"claims.plivo: .*missing.yaml"),
+    ("{plivo: c.yaml}", r"rows.calls: unknown scenario"),  # c.yaml names a row that is no scenario
+])
+def test_bad_claims_name_the_field(tmp_path, claims, message):
+    (tmp_path / "c.yaml").write_text("source: s\nrows: {calls: {chromium: Supported}}\n")
+    f = tmp_path / "m.yaml"
+    f.write_text(f"sdks: [plivo]\nbrowsers: [chromium]\nprofiles: [ideal]\nscenarios: [mute]\nclaims: {claims}\n")
+    with pytest.raises(MatrixError, match=message):
+        load(f, known_scenarios=list(SCENARIOS))
+
+
+def test_report_prints_the_claim_verbatim_and_flags_a_difference(tmp_path):
+    cell = lambda scenario, status: CellResult(id=f"plivo-firefox-ideal-{scenario}", sdk="plivo", browser="firefox",  # noqa: E731
+                                               profile="ideal", scenario=scenario, feature=SCENARIOS[scenario],
+                                               status=status)
+    run = RunResult(rtcmatrix_version="t", matrix="m", started_at=0,
+                    claims={"plivo": {"source": "Plivo FAQ <table 1>", "rows": {
+                        "quality-warnings": {"firefox": "Supported"}, "mute": {"firefox": "Supported"}}}},
+                    cells=[cell("quality-warnings", Status.not_supported), cell("mute", Status.supported)])
+    html = write_html(run, tmp_path / "r.html").read_text()
+    assert "Plivo FAQ &lt;table 1&gt; says: Supported (differs from what was measured)" in html
+    assert html.count("differs from what was measured") == 1
