@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ class CellRun:
         self.behaviour: str | None = None
         self.reason: str | None = None
         self.lacking: str | None = None
+        self.phases: dict[str, float] = {}
         evidence_dir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -57,6 +59,15 @@ class CellRun:
         if self.status == Status.supported:
             self.status = Status.degraded
         self.reason = f"{self.reason}; {reason}" if self.reason else reason
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        """Time a part of the cell (added up when it recurs), so a slow cell says where its time went."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = round(self.phases.get(name, 0.0) + time.monotonic() - started, 3)
 
     def keep(self, name: str, data: object) -> Path:
         """Store a piece of evidence as JSON in the cell's folder."""

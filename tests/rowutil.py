@@ -10,13 +10,17 @@ from pathlib import Path
 CLI = [sys.executable, "-m", "harness.cli"]
 
 
-def run_matrix(tmp_path: Path, name: str, matrix: dict, timeout_s: float = 600) -> dict:
-    """Run `matrix` (profiles default to [ideal]); returns {(browser, scenario): cell,
-    (sdk, browser, scenario): cell, "_run": results}."""
+def run_matrix(tmp_path: Path, name: str, matrix: dict, timeout_s: float = 600, workers: int = 1) -> dict:
+    """Run `matrix` (profiles default to [ideal]) on `workers` workers; returns {(browser, scenario): cell,
+    (sdk, browser, scenario): cell, "_run": results}.
+
+    One worker unless asked: a row test measures timings and audio that a second lab on two cores
+    would load, so only the suites written for it run in parallel."""
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps({"name": name, "profiles": ["ideal"], **matrix}))
     out = tmp_path / name
-    proc = subprocess.run(CLI + ["run", "--matrix", str(path), "--out", str(out)], capture_output=True, text=True,
+    proc = subprocess.run(CLI + ["run", "--matrix", str(path), "--out", str(out), "--workers", str(workers)],
+                          capture_output=True, text=True,
                           timeout=timeout_s)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads((out / "results.json").read_text())

@@ -24,7 +24,7 @@ def _start(tmp_path: Path, name: str, matrix: dict) -> tuple[subprocess.Popen, P
     path.write_text(json.dumps({"name": name, "profiles": ["ideal"], "scenarios": ROWS, **matrix}))
     out = tmp_path / name
     log = open(tmp_path / f"{name}.log", "w")
-    proc = subprocess.Popen(CLI + ["run", "--matrix", str(path), "--out", str(out)], stdout=log,
+    proc = subprocess.Popen(CLI + ["run", "--matrix", str(path), "--out", str(out), "--workers", "1"], stdout=log,
                             stderr=subprocess.STDOUT, text=True)
     log.close()
     return proc, out

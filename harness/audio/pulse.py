@@ -13,6 +13,7 @@ import fcntl
 import os
 import re
 import shutil
+import tempfile
 import signal
 import subprocess
 import threading
@@ -32,6 +33,7 @@ START_TIMEOUT_S = 10.0
 CHUNK_S = 0.01      # a mic feeder writes 10 ms at a time...
 PREBUFFER_S = 0.02  # ...keeping at most this much ahead of real time, so the source does not lag
 SOCKET_MAX = 107    # sun_path
+SHORT_SOCKETS = Path("/run/rtcmatrix/pulse")  # sockets of audio servers whose workdir path is too long
 
 # Chromium with real (PulseAudio) devices: no --use-fake-device-for-media-stream, which bypasses them.
 CHROMIUM_ARGS = ["--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required"]
@@ -121,6 +123,7 @@ class AudioServer:
         self.netns = netns
         self.workdir = Path(workdir).resolve()
         self.socket = self.workdir / "native"
+        self._short_dir: Path | None = None  # the socket's home when the workdir's path is too long for one
         self._mics = {n: _Mic(n, Path(p).resolve(), self.workdir / f"mic-{n}.fifo") for n, p in mics.items()}
         self._speakers = {n: _Speaker(n, self.workdir / f"speaker-{n}.raw", self.workdir / f"speaker-{n}.wav",
                                       f"rtcm speaker {n}") for n in speakers}
@@ -138,8 +141,10 @@ class AudioServer:
                 raise AudioError(f"{tool} is not installed: apt-get install {pkg}")
         if not Path(f"/run/netns/{self.netns}").exists():
             raise AudioError(f"network namespace {self.netns!r} does not exist")
-        if len(str(self.socket)) > SOCKET_MAX:
-            raise AudioError(f"workdir {self.workdir} is too long for a unix socket path; use a shorter one")
+        if len(str(self.socket)) > SOCKET_MAX:  # a long --out: the socket alone moves somewhere short
+            SHORT_SOCKETS.mkdir(parents=True, exist_ok=True)
+            self._short_dir = Path(tempfile.mkdtemp(prefix="pa-", dir=SHORT_SOCKETS))
+            self.socket = self._short_dir / "native"
         if missing := [f"{m.name}: {m.wav}" for m in self._mics.values() if not m.wav.is_file()]:
             raise AudioError(f"no such mic WAV: {', '.join(missing)}")
         try:
@@ -273,6 +278,8 @@ class AudioServer:
             mic.thread.join(timeout=2)
         for spk in (s for s in self._speakers.values() if s.raw.exists()):
             self.recording(spk.name)
+        if self._short_dir is not None:
+            shutil.rmtree(self._short_dir, ignore_errors=True)
 
     def __enter__(self) -> AudioServer:
         return self.start()

@@ -1,5 +1,6 @@
 """SIP backends for the SDK axis: one per SIP domain and set of workarounds, started the first
-time a cell needs it and kept for the run (a registrar restart would drop every registration)."""
+time a cell needs it and kept while its cells run (a registrar restart would drop every
+registration); starting another stops it, since they share the lab's ports."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ class SipBackends:
         if key in self._failed:  # do not retry a stack that did not start, for every cell
             raise RuntimeError(self._failed[key])
         if key not in self._running:
+            # Every backend binds the same lab ports (5060, 8088, the far end's): one runs at a time.
+            # Cells come grouped by SDK within each profile, so a backend starts once per profile.
+            self.close()
             name = "-".join(filter(None, [sdk.sip_domain or "lab", *key[1]])).replace(".", "_")
             backend = SipBackend(self.lab, self.workdir / name, domain=sdk.sip_domain, workarounds=set(key[1]))
             try:
@@ -39,5 +43,6 @@ class SipBackends:
 
     def close(self) -> None:
         for fe in self._running.values():
+            fe.arrivals.stop()
             fe.backend.stop()
         self._running.clear()

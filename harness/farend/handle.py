@@ -48,6 +48,7 @@ class FarEnd:
         self.prompt = workdir / "prompt.wav"
 
     callee = "echo"  # who a probe dials for an answered call
+    caller = "rtcmatrix"  # who the browser sees calling when the far end originates
 
     @property
     def url(self) -> str:

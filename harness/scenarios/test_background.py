@@ -40,7 +40,7 @@ def test_background(cell, softphone, far_end):
         pytest.skip(f"the harness cannot background this engine's page ({softphone.page.driver}: no window "
                     "state or freeze); measured where it can, on Chromium")
     softphone.login()
-    call_id = softphone.call("echo")
+    call_id = softphone.call(far_end.callee)
     softphone.wait_for("connected", cell.options.connect_timeout_s)
     time.sleep(FRONT_S)
     received_before = softphone.page.evaluate(INBOUND_JS)

@@ -44,7 +44,7 @@ CIPHER_JS = """async () => {
 
 
 def _one_call(cell, softphone, far_end, lab, **options) -> dict:
-    call_id = softphone.call("echo", **options)
+    call_id = softphone.call(far_end.callee, **options)
     softphone.wait_for("connected", cell.options.connect_timeout_s)
     time.sleep(SETTLE_S)
     with WireTap(lab) as tap:

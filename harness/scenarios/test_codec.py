@@ -59,7 +59,7 @@ def test_codec(cell, softphone, far_end, lab):
 
 
 def _one_codec(cell, softphone, far_end, lab, name: str, want: dict) -> dict:
-    call_id = softphone.call("echo", codec=name)
+    call_id = softphone.call(far_end.callee, codec=name)
     found = softphone.page.wait_for(CONNECTED_JS, arg=call_id, timeout_s=cell.options.connect_timeout_s)
     cell.prove("page", f"the {name} call connected", found["type"] == "connected", event=found)
     with WireTap(lab) as tap:

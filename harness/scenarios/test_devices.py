@@ -58,7 +58,7 @@ def test_devices(cell, softphone, far_end, browsers):
                wanted=[server.mic_label(n) for n in MIC_HZ], listed=[d["label"] for d in devices])
     can_route = bool(softphone.capabilities.get("setSinkId")) and all(speakers.values())
 
-    call_id = softphone.call("echo", input_device=mics["a"])
+    call_id = softphone.call(far_end.callee, input_device=mics["a"])
     softphone.wait_for("connected", cell.options.connect_timeout_s)
     if can_route:
         softphone.page.evaluate("(id) => rtcm.setOutput(id)", speakers["a"])

@@ -43,7 +43,7 @@ def test_dscp(cell, softphone, far_end, lab):
     info = open_for_calls(cell, softphone)
     require_sdk(cell, info, "dscp", "dscp (sender network priority)")
     softphone.login()
-    softphone.call("echo")
+    softphone.call(far_end.callee)
     softphone.wait_for("connected", cell.options.connect_timeout_s)
     with WireTap(lab) as tap:
         time.sleep(CAPTURE_S / 2)

@@ -36,7 +36,7 @@ def test_feedback(cell, softphone, far_end):
     info = open_for_calls(cell, softphone)
     require_sdk(cell, info, "feedback", "feedback()")
     softphone.login()
-    call_id = softphone.call("echo")
+    call_id = softphone.call(far_end.callee)
     softphone.wait_for("connected", cell.options.connect_timeout_s)
     softphone.hangup()
     results = [softphone.page.evaluate("(f) => rtcm.feedback(f)", {**f, "callId": call_id})

@@ -73,7 +73,7 @@ def test_inbound_call(cell, softphone, far_end, browsers):
     cell.prove("far-end", "the far end heard the browser ringing", "ringing" in ts,
                ringing_ms=_ms(sent, ts.get("ringing")), timestamps=ts)
     detail = incoming["detail"]
-    cell.prove("page", "the ring says who calls whom", detail.get("from") == "rtcmatrix" and detail.get("to") == USER,
+    cell.prove("page", "the ring says who calls whom", detail.get("from") == far_end.caller and detail.get("to") == USER,
                **{"from": detail.get("from"), "to": detail.get("to")})
 
     time.sleep(RING_HOLD_S)

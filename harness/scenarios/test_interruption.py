@@ -117,7 +117,7 @@ def test_interruption(cell, softphone, far_end, browsers):
     mic_a, devices = _find_mic(softphone, server.mic_label("a"))
     cell.prove("page", "the browser lists microphone a", mic_a is not None, listed=[d["label"] for d in devices])
 
-    call1 = softphone.call("echo", input_device=mic_a)
+    call1 = softphone.call(far_end.callee, input_device=mic_a)
     softphone.wait_for("connected", cell.options.connect_timeout_s)
     time.sleep(BEFORE_S)
     senders_before = softphone.page.evaluate("() => rtcm.probe.senders()")

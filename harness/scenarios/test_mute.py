@@ -49,7 +49,7 @@ def _share_active(segments: list[dict], start: float, end: float) -> float:
 def test_mute(cell, softphone, far_end):
     open_for_calls(cell, softphone)
     softphone.login()
-    call_id = softphone.call("echo")
+    call_id = softphone.call(far_end.callee)
     softphone.wait_for("connected", cell.options.connect_timeout_s)
     time.sleep(HEARD_S)
     asked_mute = time.time()

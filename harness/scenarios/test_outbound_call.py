@@ -16,6 +16,8 @@ MIN_RTP_PPS = 25  # Opus at 20 ms sends 50 packets a second; half of that is a c
 def test_outbound_call(cell, softphone, far_end, lab):
     open_for_calls(cell, softphone)
     softphone.login()
+    if cell.options.idle_seconds:
+        softphone.idle(cell.options.idle_seconds)
     call_id = softphone.call(far_end.callee)
     softphone.wait_for("connected", cell.options.connect_timeout_s)
     with WireTap(lab) as tap:

@@ -36,7 +36,7 @@ def test_unload_hangup(cell, softphone, far_end):
     info = open_for_calls(cell, softphone)
     require_sdk(cell, info, "unloadHangup", "hang-up on page unload")
     softphone.login()
-    call_id = softphone.call("echo")
+    call_id = softphone.call(far_end.callee)
     softphone.wait_for("connected", cell.options.connect_timeout_s)
     time.sleep(CALL_S)
     live = far_end.call(call_id) or {}

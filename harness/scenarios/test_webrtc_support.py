@@ -46,7 +46,7 @@ def _present(cell, softphone, far_end, info: dict, lacking: list[str]) -> None:
     cell.prove("page", "isSupported() is true where the page has RTCPeerConnection", info.get("supported") is True,
                isSupported=info.get("supported"), page_lacks=lacking)
     softphone.login()
-    call_id = softphone.call("echo")
+    call_id = softphone.call(far_end.callee)
     softphone.wait_for("connected", cell.options.connect_timeout_s)
     time.sleep(CALL_S)
     heard = (far_end.call(call_id) or {}).get("heard") or {}

@@ -38,5 +38,8 @@ BUILTIN: dict[str, Sdk] = {
                      description="the bundled reference SDK (rtc-voice) against rtcmatrix's own far end"),
     "jssip": Sdk(name="jssip", adapter=WEB_ROOT / "adapters" / "jssip.js", scripts=(WEB_ROOT / "build" / "jssip.js",),
                  backend="sip", description="JsSIP 3.13.8 from npm against Kamailio, rtpengine and a SIP far end"),
+    "plivo": Sdk(name="plivo", adapter=WEB_ROOT / "adapters" / "plivo.js",
+                 scripts=(WEB_ROOT / "node_modules" / "plivo-browser-sdk" / "dist" / "plivobrowsersdk.js",),
+                 backend="sip", sip_domain="phone.plivo.com",
+                 description="plivo-browser-sdk 2.2.21 from npm against a SIP stack that answers for phone.plivo.com"),
 }
-# plivo-browser-sdk 2.2.21 is installed by make setup; its adapter (and Plivo's backend quirks) is not written yet.

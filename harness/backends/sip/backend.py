@@ -246,8 +246,7 @@ class SipBackend:
 
     def sip_trace(self, call_id: str) -> list[str]:
         """Every message of the call as Kamailio received ('rcv') or sent ('snd') it, in order."""
-        return [f"{m.tag} {m.time:.6f} {m.proto} {m.src[0]}:{m.src[1]} -> {m.dst[0]}:{m.dst[1]}\n{m.text}"
-                for m in self.sip_messages(call_id)]
+        return [m.render() for m in self.sip_messages(call_id)]
 
     def sdp(self, call_id: str) -> dict:
         """Offer and answer on the far end's leg (after rtpengine rewrote them)."""

@@ -30,15 +30,19 @@ def version() -> str:
         return "unknown"
 
 
-def tone_wav(path: Path, hz: float, seconds: float = 90.0, rate: int = 48000, amplitude: float = 0.5) -> Path:
-    """A 48 kHz stereo 16-bit sine: what baresip's aufile needs for Opus."""
-    t = np.arange(int(seconds * rate)) / rate
-    mono = (amplitude * 32767 * np.sin(2 * np.pi * hz * t)).astype("<i2")
+def tone_wav(path: Path, hz: float, seconds: float = 300.0, rate: int = 48000, amplitude: float = 0.5) -> Path:
+    """A 48 kHz stereo 16-bit sine: what baresip's aufile needs for Opus. baresip hangs up when its
+    source file ends ("audio error (end of file)"), so the file bounds a far-end call: 5 minutes,
+    past the longest row (Plivo's quality row, about 2 minutes on its 5 s cycle). One second is made
+    and repeated, seamless for a whole number of Hz."""
+    t = np.arange(rate) / rate
+    second = np.repeat((amplitude * 32767 * np.sin(2 * np.pi * hz * t)).astype("<i2"), 2).tobytes()
     with wave.open(str(path), "wb") as w:
         w.setnchannels(2)
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes(np.repeat(mono, 2).tobytes())
+        for _ in range(int(seconds)):
+            w.writeframes(second)
     return path
 
 
@@ -147,7 +151,9 @@ class Baresip:
         self.wav = confdir / f"tone-{int(tone_hz)}hz.wav"
         self.tone_hz = tone_hz
         self.log_path = confdir.parent / f"{name}.log"
-        self.fields = dict(ip=ip, sip_port=sip_port, wav=self.wav, rec_dir="heard/", ctrl_port=ctrl_port,
+        # Both relative to baresip's cwd (the conf dir): it cuts config values near 100 characters, and
+        # a run under a long output path lost its tone that way (aufile opened "tone-1000hz.").
+        self.fields = dict(ip=ip, sip_port=sip_port, wav=self.wav.name, rec_dir="heard/", ctrl_port=ctrl_port,
                            rtp_min=rtp_ports[0], rtp_max=rtp_ports[1], user=user, domain=domain,
                            password=password, proxy=proxy, answermode=answermode, dtmfmode=dtmfmode)
         self.ctrl = Ctrl(netns, ctrl_port)

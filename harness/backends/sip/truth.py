@@ -44,6 +44,10 @@ class SipMessage:
         m = re.match(r"SIP/2\.0 (\d{3})", self.first_line)
         return int(m.group(1)) if m else None
 
+    def render(self) -> str:
+        """The message as evidence: who sent it to whom over what, when, then its text as it was."""
+        return f"{self.tag} {self.time:.6f} {self.proto} {self.src[0]}:{self.src[1]} -> {self.dst[0]}:{self.dst[1]}\n{self.text}"
+
 
 def _parse_one(chunk: str) -> SipMessage | None:
     if BODY not in chunk:

@@ -42,7 +42,9 @@
     let connectedSent = false;
     const connected = () => {
       const pc = s.connection;
-      const media = pc && (pc.connectionState === "connected" || ["connected", "completed"].includes(pc.iceConnectionState));
+      // connectionState includes DTLS: ICE alone is connected before media can flow (Firefox: ~1.4 s)
+      const media = pc && ("connectionState" in pc ? pc.connectionState === "connected"
+                                                   : ["connected", "completed"].includes(pc.iceConnectionState));
       if (!connectedSent && media && s.isEstablished()) { connectedSent = true; session = s; emit("connected", { callId: id() }); }
     };
     const watch = (pc) => {
@@ -67,8 +69,10 @@
     s.on("accepted", connected);
     s.on("muted", () => emit("muted", { callId: id() }));
     s.on("unmuted", () => emit("unmuted", { callId: id() }));
-    s.on("newDTMF", (e) => {
-      if (e.originator === "local") emit("dtmfSent", { callId: id(), digit: e.dtmf.tone, mode: options.dtmfMode, durationMs: e.dtmf.duration });
+    s.on("newDTMF", (e) => {  // JsSIP reports the INFO it sends; RFC 2833 tones are seen on the sender
+      if (e.originator === "local" && options.dtmfMode === "info") {
+        emit("dtmfSent", { callId: id(), digit: e.dtmf.tone, mode: "info", durationMs: e.dtmf.duration });
+      }
     });
     s.on("ended", (e) => {
       emit("ended", { callId: id(), by: e.originator === "local" ? "local" : "remote", reason: e.cause });
@@ -93,9 +97,13 @@
     isSupported: supported,
     features: () => ({
       dtmf: ["info", "rfc4733"], codecs: ["opus", "pcmu", "pcma"], qualityWarnings: false, feedback: false,
-      incoming: true, reconnect: true, unloadHangup: false, headers: "X-", maxAverageBitrate: false, dscp: false,
+      incoming: true, unloadHangup: false, headers: "X-",
+      // JsSIP re-registers when its WebSocket closes, but it has no keepalive of its own, so it
+      // cannot notice a drop that leaves the socket open.
+      reconnect: false, maxAverageBitrate: false, dscp: false,
       setInput: true, setOutput: !!(window.HTMLMediaElement && "setSinkId" in HTMLMediaElement.prototype),
       codecPreferences: false, inbandDtmf: false,
+      notes: { reconnect: "JsSIP 3.13.8 has no keepalive of its own: it cannot notice a drop that leaves its WebSocket open, and re-registers only after the socket closes" },
     }),
 
     async login({ server, username, password }) {
@@ -182,9 +190,23 @@
       if (mode === "inband") throw new Error("not supported by the SDK adapter: in-band DTMF");
       options.dtmfMode = mode;
       const duration = o.durationMs || 100, gap = o.gapMs || 70;
-      current().sendDTMF(digits, { duration, interToneGap: gap, transportType: mode === "rfc4733" ? "RFC2833" : "INFO" });
+      const s = current();
+      const sender = mode === "rfc4733" && s.connection.getSenders().find((x) => x.dtmf);
+      let toneCount = 0, tonesDone;
+      const allTones = new Promise((r) => { tonesDone = r; });
+      const onTone = (e) => {
+        if (!e.tone) return;
+        emit("dtmfSent", { callId: callIdOf(s), digit: e.tone, mode, durationMs: duration });
+        if (++toneCount >= digits.replace(/,/g, "").length) tonesDone();
+      };
+      if (sender) sender.dtmf.addEventListener("tonechange", onTone);
+      s.sendDTMF(digits, { duration, interToneGap: gap, transportType: mode === "rfc4733" ? "RFC2833" : "INFO" });
       // JsSIP queues the tones and sends them on its own clock; resolve when the last one is due.
       await new Promise((r) => setTimeout(r, digits.length * (duration + gap) + 200));
+      // the browser paces RFC 4733 tones itself, often slower than asked: wait for the last one
+      if (sender) await Promise.race([allTones, new Promise((r) => setTimeout(r, 1000 * digits.length))]);
+      if (sender) sender.dtmf.removeEventListener("tonechange", onTone);
+      return { mode, digits, durationMs: duration, gapMs: gap };
     },
 
     async devices() {
