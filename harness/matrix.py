@@ -26,6 +26,9 @@ class MatrixError(ValueError):
 class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     stats_seconds: float = Field(default=6.0, gt=0, le=600, description="how long a call is measured")
+    idle_seconds: float = Field(default=2.0, ge=0, le=600,
+                                description="make call: how long the browser stays logged in before calling, "
+                                            "so its idle CPU and memory are sampled; 0 skips it")
     connect_timeout_s: float = Field(default=20.0, gt=0, le=300)
     link_check_probes: int = Field(default=400, ge=0, le=100_000, description="0 turns the link check off")
     backend: str = Field(default="auto", pattern="^(auto|host|uml)$")
@@ -57,6 +60,7 @@ class SdkEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    base: str | None = None  # a built-in SDK this entry varies (e.g. plivo with a workaround)
     adapter: Path | None = None
     scripts: list[Path] = []
     backend: str = Field(default="reference", pattern="^(reference|sip)$")
@@ -73,6 +77,7 @@ class MatrixFile(BaseModel):
     profiles: list[str] = Field(min_length=1)
     scenarios: list[str] = Field(min_length=1)
     options: Options = Options()
+    claims: dict[str, Path] = {}  # SDK -> a vendor's table to print beside ours (reports/claims.py)
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ class Matrix:
     options: Options
     specs: dict[str, BrowserSpec] = field(default_factory=dict)
     sdks: dict[str, Sdk] = field(default_factory=lambda: {"reference": BUILTIN["reference"]})
+    claims: dict[str, dict] = field(default_factory=dict)  # SDK -> Claims as a dict
 
     def cells(self) -> list[Cell]:
         # Profile-major order: the lab changes conditions as rarely as possible.
@@ -151,7 +157,22 @@ def load(path: Path, browsers: list[str] | None = None, profiles: list[str] | No
             raise MatrixError(f"--sdk {v}: unknown SDK; known: {', '.join(known_sdks)}")
     chosen_sdks = {n: known_sdks[n] for n in (sdks or known_sdks)}
     return Matrix(spec.name, path, chosen_browsers, chosen_profiles, chosen_scenarios, spec.options,
-                  {n: specs[n] for n in chosen_browsers}, chosen_sdks)
+                  {n: specs[n] for n in chosen_browsers}, chosen_sdks, _claims(path, spec, known_scenarios, known_sdks))
+
+
+def _claims(path: Path, spec: MatrixFile, known_scenarios: list[str] | None, known_sdks: dict) -> dict[str, dict]:
+    from reports.claims import ClaimsError, load_claims
+
+    out = {}
+    for sdk, file in spec.claims.items():
+        if sdk not in known_sdks:
+            raise MatrixError(f"{path}: claims.{sdk}: no SDK of the matrix is named {sdk!r}; known: {', '.join(known_sdks)}")
+        full = file if file.is_absolute() else (path.parent / file).resolve()
+        try:
+            out[sdk] = load_claims(full, known_scenarios).model_dump()
+        except ClaimsError as err:
+            raise MatrixError(f"{path}: claims.{sdk}: {err}") from None
+    return out
 
 
 def _sdks(path: Path, spec: MatrixFile) -> dict[str, Sdk]:
@@ -164,7 +185,9 @@ def _sdks(path: Path, spec: MatrixFile) -> dict[str, Sdk]:
                                   "or give {name, adapter, scripts, backend} for your own")
             sdk = BUILTIN[entry]
         else:
-            base = BUILTIN.get(entry.name)
+            if entry.base is not None and entry.base not in BUILTIN:
+                raise MatrixError(f"{path}: sdks[{n}].base: unknown SDK {entry.base!r}; built in: {', '.join(BUILTIN)}")
+            base = BUILTIN.get(entry.base or entry.name)
             if entry.adapter is None and base is None:
                 raise MatrixError(f"{path}: sdks[{n}].adapter: {entry.name!r} is not built in; give its adapter file")
             rel = lambda p: p if p.is_absolute() else (path.parent / p).resolve()  # noqa: E731
@@ -172,7 +195,9 @@ def _sdks(path: Path, spec: MatrixFile) -> dict[str, Sdk]:
             if bad:
                 raise MatrixError(f"{path}: sdks[{n}].workarounds: unknown {', '.join(map(repr, bad))}; "
                                   f"known: {', '.join(WORKAROUNDS)}")
-            fields = {"name": entry.name, "backend": entry.backend, "workarounds": tuple(entry.workarounds)}
+            fields = {"name": entry.name, "workarounds": tuple(entry.workarounds)}
+            if base is None or "backend" in entry.model_fields_set:
+                fields["backend"] = entry.backend
             if entry.adapter is not None:
                 fields |= {"adapter": rel(entry.adapter), "scripts": tuple(rel(p) for p in entry.scripts)}
             if entry.sip_domain:

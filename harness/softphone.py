@@ -4,6 +4,7 @@ whether Playwright or WebDriver is underneath."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from urllib.parse import urlencode
 
@@ -19,8 +20,9 @@ class CallFailed(AssertionError):
 
 
 class Softphone:
-    def __init__(self, page: Page, far_end: FarEnd):
+    def __init__(self, page: Page, far_end: FarEnd, phase=None):
         self.page = page
+        self.phase = phase or (lambda name: contextlib.nullcontext())  # CellRun.phase: where the time went
         self.far_end = far_end
         self.page_url = far_end.url
         self.ws_url = far_end.ws_url
@@ -29,9 +31,15 @@ class Softphone:
         self.called_at: float | None = None
         self.connected_at: float | None = None
         self.capabilities: dict = {}
+        self.processes = None  # a ProcessSampler of the browser's processes, where they are ours to read
+        self.js_heap_mb: dict[str, float] = {}  # state -> the largest used JS heap read in it
 
     def open(self, adapter: str = "reference", **query: str) -> dict:
         """Load the test page with an adapter; returns the adapter's facts and the page's capabilities."""
+        with self.phase("page"):
+            return self._open(adapter, **query)
+
+    def _open(self, adapter: str, **query: str) -> dict:
         self.page.goto(f"{self.page_url}/?{urlencode({'name': adapter, **query})}")
         self.capabilities = self.page.evaluate(CAPABILITIES_JS)
         try:
@@ -46,8 +54,9 @@ class Softphone:
     def login(self, username: str = "alice", password: str | None = None) -> None:
         """Log in with this run's credentials for `username` (or the password given)."""
         password = password or self.far_end.credentials(username)["password"]
-        self.page.evaluate("([server, username, password]) => rtcm.login({server, username, password})",
-                           [self.ws_url, username, password])
+        with self.phase("login"):
+            self.page.evaluate("([server, username, password]) => rtcm.login({server, username, password})",
+                               [self.ws_url, username, password])
 
     def call(self, destination: str = "echo", audio_processing: bool = False, headers: dict | None = None,
              input_device: str | None = None, **options) -> str:
@@ -59,7 +68,8 @@ class Softphone:
         if constraints:
             opts["audioConstraints"] = constraints
         self.called_at = time.time()
-        self.call_id = self.page.evaluate("([to, opts]) => rtcm.call(to, opts)", [destination, opts])
+        with self.phase("call"):
+            self.call_id = self.page.evaluate("([to, opts]) => rtcm.call(to, opts)", [destination, opts])
         return self.call_id
 
     def events(self) -> list[dict]:
@@ -72,7 +82,8 @@ class Softphone:
         """Wait until the adapter emits `event`; a `failed` event ends the wait with the reason."""
         js = "(ev) => rtcm.events.find(e => e.type === ev || e.type === 'failed')"
         try:
-            found = self.page.wait_for(js, arg=event, timeout_s=timeout_s)
+            with self.phase("call") if event == "connected" else contextlib.nullcontext():
+                found = self.page.wait_for(js, arg=event, timeout_s=timeout_s)
         except PageTimeout:
             seen = [e["type"] for e in self.events()]
             raise CallFailed(f"no '{event}' within {timeout_s:g} s; events seen: {seen}") from None
@@ -88,10 +99,26 @@ class Softphone:
             return self.connected_at - self.called_at
         return None
 
+    def _in_state(self, state: str):
+        return self.processes.state(state) if self.processes else contextlib.nullcontext()
+
+    def _read_heap(self, state: str) -> None:
+        used = self.page.evaluate("() => (performance.memory && performance.memory.usedJSHeapSize) || null")
+        if used:
+            self.js_heap_mb[state] = max(self.js_heap_mb.get(state, 0.0), round(used / 2**20, 2))
+
+    def idle(self, seconds: float) -> None:
+        """Stay logged in without a call, so the browser's idle cost is sampled (the seed's 'idle state')."""
+        with self.phase("idle"), self._in_state("idle"):
+            time.sleep(seconds)
+        self._read_heap("idle")
+
     def measure(self, seconds: float, interval_ms: int = 1000):
         """Sample getStats for a while; returns the metrics of that window."""
         self.page.evaluate("(ms) => rtcm.startStats(ms)", interval_ms)
-        time.sleep(seconds)
+        with self.phase("media"), self._in_state("call"):
+            time.sleep(seconds)
+        self._read_heap("call")
         self.page.evaluate("() => rtcm.stopStats()")
         window = self.page.evaluate("rtcm.takeStats()")
         self.series += window

@@ -63,6 +63,7 @@ class WireReport(BaseModel):
     streams: list[RtpStream]
     tcp_connections_from_client: int = 0  # SYNs: page loads, WebSocket signalling
     tcp_bytes_to_client: int = 0  # TCP payload toward the browser (pages, scripts, signalling)
+    capture_cpu_pct: float | None = None  # the capture thread's own CPU, % of one core
 
     def from_browser(self, client_ip: str) -> list[RtpStream]:
         return [s for s in self.streams if s.src == client_ip]
@@ -83,12 +84,15 @@ class WireTap:
         self._lock = threading.Lock()
         self._sniffer: AsyncSniffer | None = None
         self._sock = None
+        self._started: float | None = None
+        self.cpu_pct: float | None = None
 
     def __enter__(self) -> "WireTap":
         # The socket must be made inside the namespace; scapy's own thread then reads from it.
         self._sock = run_in_netns(self.lab.server_ns, lambda: L2ListenSocket(iface=self.lab.server_if, nofilter=1))
         self._sniffer = AsyncSniffer(opened_socket=self._sock, prn=self._packet, store=False)
         self._sniffer.start()
+        self._started = time.monotonic()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -97,6 +101,7 @@ class WireTap:
     def stop(self) -> None:
         if self._sniffer:
             time.sleep(0.2)
+            self.cpu_pct = _thread_cpu_pct(self._sniffer.thread, self._started)
             self._sniffer.stop()
             self._sniffer = None
         if self._sock:
@@ -158,7 +163,20 @@ class WireTap:
                     tos={str(k): v for k, v in sorted(tos.items())}, dscp=dscp,
                     ts_step=max(steps, key=steps.get) if steps else None))
             return WireReport(packets=self._packets, udp_from_client=self._udp_from_client, streams=streams,
-                              tcp_connections_from_client=self._tcp_syns, tcp_bytes_to_client=self._tcp_bytes)
+                              tcp_connections_from_client=self._tcp_syns, tcp_bytes_to_client=self._tcp_bytes,
+                              capture_cpu_pct=self.cpu_pct)
+
+
+def _thread_cpu_pct(thread: threading.Thread | None, since: float | None) -> float | None:
+    """A live thread's CPU time since it started, as % of one core (its own clock, Linux)."""
+    if thread is None or thread.ident is None or since is None or not thread.is_alive():
+        return None
+    try:
+        used = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    except (OSError, AttributeError):
+        return None
+    wall = time.monotonic() - since
+    return round(100 * used / wall, 2) if wall > 0 else None
 
 
 def _rtp_header_len(payload: bytes) -> int:

@@ -50,6 +50,32 @@ class Metrics(BaseModel):
     load_ms: float | None = None
     finish_ms: float | None = None
     page_wire_kb: float | None = None
+    # What the browser costs the machine (psutil, harness/metrics/process.py), its whole process tree
+    # unless page_: "idle" is logged in with no call, "call" is on a call. CPU in % of one core (like
+    # top; _machine_: of all cores), max over ~4 Hz samples unless _median_. Memory max, in MB.
+    cpu_idle_pct: float | None = None
+    cpu_idle_median_pct: float | None = None
+    cpu_idle_machine_pct: float | None = None
+    cpu_call_pct: float | None = None
+    cpu_call_median_pct: float | None = None
+    cpu_call_machine_pct: float | None = None
+    mem_idle_uss_mb: float | None = None
+    mem_idle_pss_mb: float | None = None
+    mem_idle_pss_median_mb: float | None = None
+    mem_idle_rss_mb: float | None = None
+    mem_call_uss_mb: float | None = None
+    mem_call_pss_mb: float | None = None
+    mem_call_pss_median_mb: float | None = None
+    mem_call_rss_mb: float | None = None
+    page_cpu_idle_pct: float | None = None  # the page's processes: renderers, tab content processes
+    page_cpu_call_pct: float | None = None
+    page_mem_idle_uss_mb: float | None = None
+    page_mem_call_uss_mb: float | None = None
+    js_heap_idle_mb: float | None = None  # where the engine exposes it (performance.memory: Chromium)
+    js_heap_call_mb: float | None = None
+    process_idle_samples: int | None = None
+    process_call_samples: int | None = None
+    sampler_cpu_pct: float | None = None  # the sampler's own thread, % of one core
 
 
 class LinkRecord(BaseModel):
@@ -75,12 +101,17 @@ class CellResult(BaseModel):
     proven_by: list[str] = []
     reason: str | None = None
     lacking: str | None = None  # not-supported: who lacks it ("browser" or "sdk") and the missing API
+    workarounds: list[str] = []  # backend workarounds for SDK defects in force for this cell (off by default)
     proofs: list[Proof] = []
     metrics: Metrics = Metrics()
     link: LinkRecord | None = None
     evidence: dict[str, str] = {}
     started_at: float | None = None
     duration_s: float | None = None
+    # Where the cell's time went, in seconds: conditions, browser, context, page, login, call, media, probe, teardown.
+    phases: dict[str, float] = {}
+    overhead_s: float | None = None  # the harness's time around the probe: everything but call, media and probe
+    worker: str | None = None  # the pytest-xdist worker that ran it (gw0, gw1...), in a parallel run
 
 
 class EngineFacts(BaseModel):
@@ -106,7 +137,11 @@ class RunResult(BaseModel):
     host: dict = {}
     lab: dict = {}
     interrupted: bool = False
+    shard: str | None = None  # "K/N" when this run is one slice of a matrix (rtcmatrix run --shard)
+    workers: int = 1
+    merged_from: list[str] = []  # the runs `rtcmatrix merge` (or a parallel run's workers) joined into this one
     engines: dict[str, EngineFacts] = {}
+    claims: dict[str, dict] = {}  # SDK -> a vendor's published table (reports/claims.py), printed beside ours
     cells: list[CellResult] = []
 
     def save(self, path: Path) -> Path:

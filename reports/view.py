@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reports.claims import differs
 from reports.results import CellResult, RunResult, Status
 
 SYMBOL = {Status.supported: "Supported", Status.not_supported: "Not supported", Status.degraded: "Degraded",
@@ -16,6 +17,20 @@ PERFORMANCE_ROWS = [
     ("Connect time (s)", "connect_s", "{:.2f}"),
     ("Audio out (kbit/s)", "bitrate_out_kbps", "{:.0f}"),
     ("Audio in (kbit/s)", "bitrate_in_kbps", "{:.0f}"),
+    ("CPU on call, max (% of a core)", "cpu_call_pct", "{:.1f}"),
+    ("CPU on call, median (% of a core)", "cpu_call_median_pct", "{:.1f}"),
+    ("CPU idle, max (% of a core)", "cpu_idle_pct", "{:.1f}"),
+    ("Memory on call, max (PSS MB)", "mem_call_pss_mb", "{:.0f}"),
+    ("Memory idle, max (PSS MB)", "mem_idle_pss_mb", "{:.0f}"),
+    ("Page processes on call: CPU max (% of a core)", "page_cpu_call_pct", "{:.1f}"),
+    ("Page processes on call: memory max (USS MB)", "page_mem_call_uss_mb", "{:.0f}"),
+    ("JS heap on call (MB)", "js_heap_call_mb", "{:.1f}"),
+    ("Network: total requests", "page_requests", "{:.0f}"),
+    ("Network: transferred (KB)", "page_transferred_kb", "{:.1f}"),
+    ("Network: resources loaded (KB)", "page_resources_kb", "{:.0f}"),
+    ("DOMContentLoaded (ms)", "dom_content_loaded_ms", "{:.0f}"),
+    ("Load (ms)", "load_ms", "{:.0f}"),
+    ("Finish (ms)", "finish_ms", "{:.0f}"),
 ]
 
 
@@ -25,6 +40,7 @@ class MatrixView:
     def __init__(self, run: RunResult, sdk: str | None = None):
         """`sdk`: only that SDK's cells (the report has one matrix per SDK)."""
         self.sdk = sdk
+        self.claims = run.claims.get(sdk or "", {}) if run.claims else {}
         if sdk is not None:
             run = run.model_copy(update={"cells": [c for c in run.cells if c.sdk == sdk]})
         self.run = run
@@ -35,6 +51,13 @@ class MatrixView:
 
     def cell(self, profile: str, feature: str, browser: str) -> CellResult | None:
         return self.by_key.get((profile, feature, browser))
+
+    def claim(self, scenario: str | None, browser: str) -> str | None:
+        """The vendor's words for this row and column, if the run carries its table."""
+        return ((self.claims.get("rows") or {}).get(scenario) or {}).get(browser) if scenario else None
+
+    def claim_differs(self, cell: CellResult | None) -> bool:
+        return bool(cell) and differs(self.claim(cell.scenario, cell.browser), cell.status.value)
 
     def label(self, cell: CellResult | None) -> str:
         return SYMBOL[cell.status] if cell else "Not run"

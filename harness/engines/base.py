@@ -80,6 +80,7 @@ class RunningBrowser(ABC):
     version: str
     trace: bool = False  # keep a Playwright trace of each page, for the evidence of a failed cell
     audio: str | None = None  # set where the engine ignores the column's audio mode
+    process_roots: tuple[int, ...] = ()  # its process trees, for the process sampler; () when not ours
 
     @abstractmethod
     def new_page(self, context_args: dict | None = None, lifecycle: bool = False) -> Page:
