@@ -2,10 +2,15 @@
 
 The page can say anything; packets cannot. A `WireTap` listens on the server namespace's lab
 interface with scapy and tells, per RTP stream (SSRC), how many packets arrived, at what bitrate,
-with which payload type, how many sequence numbers are missing, how much of each packet is media
+with which payload type, how many sequence numbers are missing, its RFC 3550 interarrival jitter
+as a receiver at this point would compute it, how much of each packet is media
 payload (after the RTP header, its CSRCs and header extensions), and the IP TOS byte it carried
 (DSCP and ECN). The lab's router forwards without rewriting TOS, so what arrives here is what the
 browser marked.
+
+SRTCP is encrypted, so the wire reads no RTT from RTCP. ICE's STUN checks are plain: a binding
+request the far end sends leaves here, crosses the link, and the browser's answer comes back
+through it, so the pair's times are the link's round trip plus the browser's reply time.
 """
 
 from __future__ import annotations
@@ -47,6 +52,14 @@ class RtpStream(BaseModel):
     # The most common RTP timestamp step between consecutive sequence numbers (the frame length in
     # clock ticks: 960 for 20 ms Opus): rates per media second, whatever the sender's scheduling did.
     ts_step: int | None = None
+    clock_hz: int | None = None  # the RTP clock, from the timestamps' pace (8000 for PCMU, 48000 for Opus)
+    jitter_ms: float | None = None  # RFC 3550 6.4.1 interarrival jitter at the end of the capture
+
+    @property
+    def loss_pct(self) -> float:
+        """Sequence numbers that never arrived, as % of those the stream covered."""
+        sent = self.packets + self.missing_seq
+        return round(100 * self.missing_seq / sent, 2) if sent else 0.0
 
     @property
     def dscps(self) -> dict[int, int]:
@@ -64,6 +77,7 @@ class WireReport(BaseModel):
     tcp_connections_from_client: int = 0  # SYNs: page loads, WebSocket signalling
     tcp_bytes_to_client: int = 0  # TCP payload toward the browser (pages, scripts, signalling)
     capture_cpu_pct: float | None = None  # the capture thread's own CPU, % of one core
+    stun_rtt_ms: list[float] = []  # the far end's STUN binding requests answered by the browser
 
     def from_browser(self, client_ip: str) -> list[RtpStream]:
         return [s for s in self.streams if s.src == client_ip]
@@ -76,11 +90,13 @@ class WireTap:
         self.lab = lab
         self._flows: dict[int, dict] = defaultdict(lambda: {"n": 0, "bytes": 0, "payload": 0, "seqs": set(),
                                                             "tos": defaultdict(int), "steps": defaultdict(int),
-                                                            "prev": None, "first": None, "last": None})
+                                                            "arrivals": [], "prev": None, "first": None, "last": None})
         self._packets = 0
         self._udp_from_client = 0
         self._tcp_syns = 0
         self._tcp_bytes = 0
+        self._stun_sent: dict[bytes, float] = {}
+        self._stun_rtt: list[float] = []
         self._lock = threading.Lock()
         self._sniffer: AsyncSniffer | None = None
         self._sock = None
@@ -120,6 +136,9 @@ class WireTap:
             if ip.src == self.lab.client_ip:
                 self._udp_from_client += 1
             payload = bytes(pkt[UDP].payload)
+            if len(payload) >= 20 and payload[4:8] == STUN_COOKIE:
+                self._stun(ip, payload, float(pkt.time))
+                return
             # RTP (RFC 3550): version 2, and not RTCP (payload types 72-79 with the marker bit, RFC 5761).
             if len(payload) < 12 or payload[0] >> 6 != 2 or 72 <= (payload[1] & 0x7F) <= 79:
                 return
@@ -136,8 +155,16 @@ class WireTap:
                 flow["steps"][(rtp.timestamp - prev[1]) & 0xFFFFFFFF] += 1
             flow["prev"] = (rtp.sequence, rtp.timestamp)
             flow["seqs"].add(rtp.sequence)
+            flow["arrivals"].append((now, rtp.timestamp))
             flow["first"] = flow["first"] or now
             flow["last"] = now
+
+    def _stun(self, ip, payload: bytes, now: float) -> None:
+        kind, txid = int.from_bytes(payload[:2], "big"), payload[8:20]
+        if kind == 0x0001 and ip.dst == self.lab.client_ip:  # binding request toward the browser
+            self._stun_sent[txid] = now
+        elif kind == 0x0101 and ip.src == self.lab.client_ip and txid in self._stun_sent:  # its success answer
+            self._stun_rtt.append(round(1000 * (now - self._stun_sent.pop(txid)), 3))
 
     def _tcp(self, ip, tcp) -> None:
         if ip.src == self.lab.client_ip and tcp.flags & 0x02 and not tcp.flags & 0x10:  # SYN, not SYN-ACK
@@ -155,16 +182,18 @@ class WireTap:
                 tos = dict(f["tos"])
                 dscp = max(tos, key=tos.get) >> 2 if tos else None
                 steps = f["steps"]
+                clock = _clock_hz(f["arrivals"], f["pt"])
                 streams.append(RtpStream(
                     ssrc=ssrc, src=f["src"], dst=f["dst"], payload_type=f["pt"], packets=f["n"], bytes=f["bytes"],
                     seconds=seconds, kbps=8 * f["bytes"] / seconds / 1000 if seconds else 0.0,
                     missing_seq=max(0, span - len(seqs)), payload_bytes=f["payload"],
                     payload_kbps=8 * f["payload"] / seconds / 1000 if seconds else 0.0,
                     tos={str(k): v for k, v in sorted(tos.items())}, dscp=dscp,
-                    ts_step=max(steps, key=steps.get) if steps else None))
+                    ts_step=max(steps, key=steps.get) if steps else None,
+                    clock_hz=clock, jitter_ms=_jitter_ms(f["arrivals"], clock)))
             return WireReport(packets=self._packets, udp_from_client=self._udp_from_client, streams=streams,
                               tcp_connections_from_client=self._tcp_syns, tcp_bytes_to_client=self._tcp_bytes,
-                              capture_cpu_pct=self.cpu_pct)
+                              capture_cpu_pct=self.cpu_pct, stun_rtt_ms=list(self._stun_rtt))
 
 
 def _thread_cpu_pct(thread: threading.Thread | None, since: float | None) -> float | None:
@@ -177,6 +206,39 @@ def _thread_cpu_pct(thread: threading.Thread | None, since: float | None) -> flo
         return None
     wall = time.monotonic() - since
     return round(100 * used / wall, 2) if wall > 0 else None
+
+
+STUN_COOKIE = bytes.fromhex("2112a442")  # RFC 5389's magic cookie
+CLOCKS = (8000, 16000, 48000)  # audio RTP clocks (RFC 3551, RFC 7587 for Opus)
+STATIC_CLOCKS = {0: 8000, 8: 8000, 9: 8000, 18: 8000}  # PCMU, PCMA, G722 (8 kHz by RFC 3551's erratum), G729
+
+
+def _clock_hz(arrivals: list[tuple[float, int]], pt: int) -> int | None:
+    """A stream's RTP clock: static payload types have one; a dynamic one is paced by its
+    timestamps, which advance at the clock rate against the wall (snapped to a standard rate)."""
+    if pt in STATIC_CLOCKS:
+        return STATIC_CLOCKS[pt]
+    if len(arrivals) < 10:
+        return None
+    (t0, ts0), (t1, ts1) = arrivals[0], arrivals[-1]
+    if t1 - t0 < 0.5:
+        return None
+    pace = ((ts1 - ts0) & 0xFFFFFFFF) / (t1 - t0)
+    best = min(CLOCKS, key=lambda c: abs(c - pace))
+    return best if abs(best - pace) < 0.25 * best else None
+
+
+def _jitter_ms(arrivals: list[tuple[float, int]], clock_hz: int | None) -> float | None:
+    """RFC 3550 6.4.1: J += (|D| - J) / 16, D the change in transit time between packets in
+    arrival order, in timestamp units; returned in ms."""
+    if not clock_hz or len(arrivals) < 2:
+        return None
+    j = 0.0
+    for (r0, s0), (r1, s1) in zip(arrivals, arrivals[1:]):
+        ds = (s1 - s0 + 2**31) % 2**32 - 2**31  # signed: a reordered packet steps back
+        d = (r1 - r0) * clock_hz - ds
+        j += (abs(d) - j) / 16
+    return round(1000 * j / clock_hz, 3)
 
 
 def _rtp_header_len(payload: bytes) -> int:

@@ -74,6 +74,8 @@ def summarise(series: list[dict], connect_s: float | None = None) -> Metrics:
             return None
         return 8 * (b[0].get(counter, 0) - a[0].get(counter, 0)) / span_s / 1000
 
+    up_jitters = [1000 * e["jitter"] for s in series for e in _of(s, "remote-inbound-rtp")
+                  if e.get("jitter") is not None]
     m = Metrics(
         rtt_ms=statistics.median(rtts) if rtts else None,
         rtt_source=source,
@@ -83,7 +85,21 @@ def summarise(series: list[dict], connect_s: float | None = None) -> Metrics:
         bitrate_out_kbps=rate("outbound-rtp", "bytesSent"),
         bitrate_in_kbps=rate("inbound-rtp", "bytesReceived"),
         samples=len(series),
+        uplink_jitter_ms=statistics.median(up_jitters) if up_jitters else None,
+        uplink_loss_pct=_uplink_loss(first, last),
     )
     if m.rtt_ms is not None and m.jitter_ms is not None:
         m.mos = round(mos(m.rtt_ms, m.jitter_ms, m.packet_loss_pct or 0.0), 2)
     return m
+
+
+def _uplink_loss(first: dict, last: dict) -> float | None:
+    """The far end's view of what the browser sent (its RTCP receiver reports, remote-inbound-rtp):
+    packets it reported lost, as % of the packets sent over the same stretch."""
+    r0, r1 = _of(first, "remote-inbound-rtp"), _of(last, "remote-inbound-rtp")
+    o0, o1 = _of(first, "outbound-rtp"), _of(last, "outbound-rtp")
+    if not r1 or not o1 or "packetsLost" not in r1[0]:
+        return None
+    lost = r1[0]["packetsLost"] - (r0[0].get("packetsLost", 0) if r0 else 0)
+    sent = o1[0].get("packetsSent", 0) - (o0[0].get("packetsSent", 0) if o0 else 0)
+    return round(100.0 * max(lost, 0) / sent, 2) if sent > 0 else None

@@ -3,6 +3,7 @@
 import pytest
 
 from harness.farend.audio import TONE_HZ
+from harness.metrics.wire import add_wire_view
 from harness.scenarios.common import open_for_calls
 from harness.wire import WireTap
 
@@ -25,11 +26,12 @@ def test_outbound_call(cell, softphone, far_end, lab):
     wire = tap.report()
     cell.keep("wire.json", wire.model_dump())
     sent = wire.from_browser(lab.client_ip)
+    add_wire_view(cell.metrics, sent, cell.link, wire.stun_rtt_ms)
     seconds = max((s.seconds for s in sent), default=0.0)
     cell.prove("wire", "RTP from the browser crossed the lab link to the far end",
                len(sent) == 1 and seconds > 0 and sent[0].packets / max(seconds, 1e-9) >= MIN_RTP_PPS,
                streams=[{"ssrc": s.ssrc, "pt": s.payload_type, "packets": s.packets, "kbps": round(s.kbps, 1),
-                         "missing_seq": s.missing_seq} for s in sent], window_s=round(seconds, 2))
+                         "missing_seq": s.missing_seq, "jitter_ms": s.jitter_ms} for s in sent], window_s=round(seconds, 2))
 
     heard = far_end.call(call_id)
     cell.keep("farend.json", heard)

@@ -1,0 +1,68 @@
+"""The wire's view of a call against the link check, under three impaired profiles: the loss, jitter
+and round trip the wire measured on the browser's uplink must agree with what the link check
+measured of the same link, and each cell keeps the browser's own figures beside them."""
+
+import math
+
+import pytest
+
+from tests.rowutil import run_matrix
+
+pytestmark = [pytest.mark.slow, pytest.mark.lab]
+
+PROFILES = ["lossy-5", "4g", "3g"]
+BROWSERS = ["chromium", "firefox"]
+# RFC 3550 jitter is the mean |change in transit| between packets: for independent delays with
+# deviation sd that is 2 sd / sqrt(pi). netem keeps a rate-limited link in order, which lowers it.
+JITTER_PER_SD = 2 / math.sqrt(math.pi)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return run_matrix(tmp_path_factory.mktemp("wire"), "wire-agreement", {
+        "browsers": BROWSERS, "profiles": PROFILES, "scenarios": ["outbound-call"],
+        "options": {"stats_seconds": 10, "idle_seconds": 0}}, timeout_s=900)
+
+
+def _cells(run):
+    return [c for c in run["_run"]["cells"] if c["scenario"] == "outbound-call"]
+
+
+def test_every_cell_shows_the_wire_the_link_check_and_the_browser(run):
+    cells = _cells(run)
+    assert {(c["browser"], c["profile"]) for c in cells} == {(b, p) for b in BROWSERS for p in PROFILES}
+    for c in cells:
+        m = c["metrics"]
+        assert c["status"] == "supported", (c["id"], c["reason"])
+        assert m["wire_packets"] and m["wire_packets"] >= 300, (c["id"], m)
+        for name in ("wire_loss_pct", "wire_jitter_ms", "link_rtt_ms", "wire_mos", "rtt_ms"):
+            assert m[name] is not None, (c["id"], name)
+
+
+def test_wire_loss_agrees_with_the_link_check(run):
+    for c in _cells(run):
+        m, up = c["metrics"], c["link"]["measured"]["uplink"]
+        p, n = max(up["loss_pct"], m["wire_loss_pct"]) / 100, m["wire_packets"]
+        # two independent samples of one loss rate: 3.3 sd of their difference (99.9 %), at least 0.5 %
+        allowed = max(0.5, 100 * 3.3 * math.sqrt(p * (1 - p) * (1 / n + 1 / up["sent"])))
+        assert abs(m["wire_loss_pct"] - 100 * p) <= allowed, (c["id"], m["wire_loss_pct"], up["loss_pct"], allowed)
+
+
+def test_wire_jitter_agrees_with_the_link_checks_delay_spread(run):
+    for c in _cells(run):
+        m, up = c["metrics"], c["link"]["measured"]["uplink"]
+        expected = JITTER_PER_SD * (up["delay_ms_sd"] or 0)
+        if expected < 1:  # no jitter configured: only the sender's own scheduling shows
+            assert m["wire_jitter_ms"] < 3, (c["id"], m["wire_jitter_ms"])
+        else:
+            assert 0.4 * expected <= m["wire_jitter_ms"] <= 1.5 * expected, (c["id"], m["wire_jitter_ms"], expected)
+
+
+def test_wire_rtt_agrees_with_the_link_check(run):
+    for c in _cells(run):
+        m = c["metrics"]
+        rtt = m["wire_rtt_ms"]
+        if rtt is None:  # no STUN check fell in the window: the link check's RTT stands alone
+            continue
+        assert abs(rtt - m["link_rtt_ms"]) <= 0.15 * m["link_rtt_ms"] + 5, (c["id"], rtt, m["link_rtt_ms"])
+    assert any(c["metrics"]["wire_rtt_ms"] is not None for c in _cells(run)), "no STUN round trip in any cell"
