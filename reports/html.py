@@ -10,6 +10,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from reports import charts
 from reports.results import RunResult
 from reports.view import MatrixView, per_sdk
 
@@ -31,6 +32,7 @@ def write_html(run: RunResult, path: Path) -> Path:
     def rel(target: str) -> str:
         return os.path.relpath(target, path.parent)
 
-    html = _env().get_template("report.html.j2").render(run=run, view=view, views=per_sdk(run), rel=rel)
+    html = _env().get_template("report.html.j2").render(run=run, view=view, views=per_sdk(run), rel=rel,
+                                                        across=charts.across_browsers, timeline=charts.cell_timeline)
     path.write_text(html)
     return path

@@ -9,6 +9,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 SCHEMA_VERSION = 2
+# The JSON Schema of results.json, generated from these models and kept in the repo for consumers
+# that are not Python; `python -m reports.results --schema` writes it, a test keeps it in step.
+SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
 
 
 class Status(str, Enum):
@@ -42,6 +45,21 @@ class Metrics(BaseModel):
     bitrate_out_kbps: float | None = None
     bitrate_in_kbps: float | None = None
     samples: int = 0
+    # The browser's uplink, as the far end reported it back (RTCP receiver reports: remote-inbound-rtp)
+    uplink_jitter_ms: float | None = None
+    uplink_loss_pct: float | None = None
+    # The same uplink on the wire, at the far end's side of the lab link (harness/wire.py): RFC 3550
+    # jitter and sequence gaps of the browser's RTP. SRTCP is encrypted: wire_rtt_ms is the round
+    # trip of the far end's STUN checks answered by the browser (median), link_rtt_ms the link check's
+    # (one-way means, both ways); wire_mos is the E-model on the wire's loss, jitter and RTT (else the
+    # link check's).
+    wire_jitter_ms: float | None = None
+    wire_loss_pct: float | None = None
+    wire_packets: int | None = None
+    wire_rtt_ms: float | None = None
+    wire_rtt_samples: int | None = None
+    link_rtt_ms: float | None = None
+    wire_mos: float | None = None
     # Page load and network usage (Navigation and Resource Timing, the driver's requests, the wire)
     page_requests: int | None = None
     page_transferred_kb: float | None = None
@@ -151,3 +169,19 @@ class RunResult(BaseModel):
     @classmethod
     def load(cls, path: Path) -> "RunResult":
         return cls.model_validate(json.loads(path.read_text()))
+
+
+def json_schema() -> dict:
+    schema = RunResult.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://rtcmatrix.dev/schemas/results-v{SCHEMA_VERSION}.json"
+    return schema
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--schema"]:
+        sys.exit("usage: python -m reports.results --schema   (writes reports/results.schema.json)")
+    SCHEMA_FILE.write_text(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
+    print(SCHEMA_FILE)

@@ -11,9 +11,16 @@ SYMBOL = {Status.supported: "Supported", Status.not_supported: "Not supported", 
 
 PERFORMANCE_ROWS = [
     ("RTT (ms)", "rtt_ms", "{:.0f}"),
-    ("Jitter (ms)", "jitter_ms", "{:.1f}"),
-    ("Packet loss (%)", "packet_loss_pct", "{:.2f}"),
+    ("RTT: wire, STUN checks (ms)", "wire_rtt_ms", "{:.0f}"),
+    ("RTT: the link check (ms)", "link_rtt_ms", "{:.0f}"),
+    ("Jitter, downlink (ms)", "jitter_ms", "{:.1f}"),
+    ("Jitter, uplink: browser (ms)", "uplink_jitter_ms", "{:.1f}"),
+    ("Jitter, uplink: wire (ms)", "wire_jitter_ms", "{:.1f}"),
+    ("Packet loss, downlink (%)", "packet_loss_pct", "{:.2f}"),
+    ("Packet loss, uplink: browser (%)", "uplink_loss_pct", "{:.2f}"),
+    ("Packet loss, uplink: wire (%)", "wire_loss_pct", "{:.2f}"),
     ("MOS (E-model)", "mos", "{:.2f}"),
+    ("MOS (E-model, wire and link check)", "wire_mos", "{:.2f}"),
     ("Connect time (s)", "connect_s", "{:.2f}"),
     ("Audio out (kbit/s)", "bitrate_out_kbps", "{:.0f}"),
     ("Audio in (kbit/s)", "bitrate_in_kbps", "{:.0f}"),
@@ -67,6 +74,9 @@ class MatrixView:
                   if c.profile == profile and c.browser == browser and c.metrics
                   and getattr(c.metrics, attr) is not None]
         return fmt.format(sum(values) / len(values)) if values else "-"
+
+    def cells_of(self, profile: str) -> list[CellResult]:
+        return [c for c in self.run.cells if c.profile == profile]
 
     def link(self, profile: str):
         for c in self.run.cells:

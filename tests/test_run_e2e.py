@@ -9,10 +9,12 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import jsonschema
 import psutil
 import pytest
 
 from impairments import sweep
+from reports.results import SCHEMA_FILE
 from tests.labutil import uml_pids, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab, pytest.mark.browser("chromium")]
@@ -36,6 +38,7 @@ def test_default_matrix_acceptance(tmp_path: Path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Report:" in proc.stdout and str(out / "report.html") in proc.stdout.replace("\n", "")
     results = json.loads((out / "results.json").read_text())
+    jsonschema.validate(results, json.loads(SCHEMA_FILE.read_text()))  # the schema in the repo holds real results
     assert results["lab"]["backend"] in ("uml-netem", "host-netem")
     cells = {(c["browser"], c["profile"], c["scenario"]): c for c in results["cells"]}
     assert len(cells) == 12
@@ -48,6 +51,9 @@ def test_default_matrix_acceptance(tmp_path: Path):
             assert c["link"]["configured"] and c["link"]["measured"]
             assert Path(c["evidence"]["stats"]).exists() and Path(c["evidence"]["farend"]).exists()
             _assert_process_cost(c)
+            m = c["metrics"]
+            assert m["wire_packets"] > 100 and m["wire_jitter_ms"] is not None and m["wire_loss_pct"] is not None, m
+            assert m["link_rtt_ms"] is not None and m["wire_mos"] is not None, m
         configured_rtt = 200.0  # 3g: 100 ms each way
         assert abs(cells[(browser, "3g", "outbound-call")]["metrics"]["rtt_ms"] - configured_rtt) <= 0.15 * configured_rtt
         # An ideal link adds nothing; the browser's own RTT reads 2-11 ms here (10.57 ms in a CI run).
@@ -69,9 +75,34 @@ def test_default_matrix_acceptance(tmp_path: Path):
     html = (out / "report.html").read_text()
     assert "Make outbound call" in html and "Supported" in html and "this WebKit build has no WebRTC" in html
     assert "CPU on call, max (% of a core)" in html and "Memory idle, max (PSS MB)" in html
+    assert "Jitter, uplink: wire (ms)" in html and "Jitter, uplink: browser (ms)" in html
+    _read_report_in_a_browser(out / "report.html", cells=12)
     suite = ET.parse(out / "junit.xml").getroot()
     assert int(suite.find("testsuite").get("tests")) == 12
     assert not _leftovers_after(before)
+
+
+def _read_report_in_a_browser(report: Path, cells: int) -> None:
+    """The report as a reader opens it, from disk in headless Chromium: it fetches nothing, runs no
+    script, and shows its matrices, charts and cells; the screenshot is kept beside it."""
+    from playwright.sync_api import sync_playwright
+
+    fetched = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(java_script_enabled=False, viewport={"width": 1400, "height": 900})
+            page.on("request", lambda r: fetched.append(r.url))
+            page.goto(report.as_uri())
+            assert page.locator("h3", has_text="Features").count() == 2  # one per profile
+            assert page.locator(".charts svg").count() >= 2 * 4, "the per-profile charts"
+            assert page.locator("details svg").count() >= 4, "the calls' timelines"
+            assert page.locator("details").count() == cells
+            page.screenshot(path=str(report.with_name("report.png")), full_page=True)
+        finally:
+            browser.close()
+    assert fetched == [report.as_uri()], fetched
 
 
 def _assert_process_cost(c: dict) -> None:
