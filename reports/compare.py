@@ -42,6 +42,8 @@ DEFAULT_METRICS = {
     "jitter_ms": Tolerance(worse="higher", by=5, by_pct=50),
     "packet_loss_pct": Tolerance(worse="higher", by=2),
     "load_ms": Tolerance(worse="higher", by=300, by_pct=30),
+    "cpu_call_pct": Tolerance(worse="higher", by=10, by_pct=20),
+    "mem_call_pss_mb": Tolerance(worse="higher", by=50, by_pct=20),
 }
 
 
