@@ -51,7 +51,8 @@ def across_browsers(cells: list[CellResult], browsers: list[str]) -> list[str]:
             values.append(round(sum(got) / len(got), 2) if got else None)
         if all(v is None for v in values):
             continue
-        chart = pygal.Bar(title=title, width=260, height=200, show_legend=False, print_values=True, **CONFIG)
+        chart = pygal.Bar(title=title, width=260, height=200, show_legend=False, print_values=True, truncate_label=-1,
+                          **CONFIG)
         chart.x_labels = browsers
         chart.add(title, values)
         charts.append(_svg(chart))

@@ -1,6 +1,7 @@
-"""The wire's view of a call against the link check, under three impaired profiles: the loss, jitter
-and round trip the wire measured on the browser's uplink must agree with what the link check
-measured of the same link, and each cell keeps the browser's own figures beside them."""
+"""The wire's view of a call against the link check, under three impaired profiles: the loss and
+round trip the wire measured on the browser's uplink must agree with what the link check measured
+of the same link, its jitter with what the far end reported to the browser, and each cell keeps
+the browser's own figures beside them."""
 
 import math
 
@@ -13,7 +14,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.lab]
 PROFILES = ["lossy-5", "4g", "3g"]
 BROWSERS = ["chromium", "firefox"]
 # RFC 3550 jitter is the mean |change in transit| between packets: for independent delays with
-# deviation sd that is 2 sd / sqrt(pi). netem keeps a rate-limited link in order, which lowers it.
+# deviation sd that is 2 sd / sqrt(pi).
 JITTER_PER_SD = 2 / math.sqrt(math.pi)
 
 
@@ -48,14 +49,24 @@ def test_wire_loss_agrees_with_the_link_check(run):
         assert abs(m["wire_loss_pct"] - 100 * p) <= allowed, (c["id"], m["wire_loss_pct"], up["loss_pct"], allowed)
 
 
-def test_wire_jitter_agrees_with_the_link_checks_delay_spread(run):
+def test_wire_jitter_agrees_with_the_browsers_and_follows_the_link(run):
+    """The far end's RTCP reports (the browser's remote-inbound-rtp jitter) are computed from the
+    packets the wire saw, so the two must agree. Against the link: a link without jitter shows only
+    the sender's own pacing (2.3-3.9 ms measured here), the 4g link (10 ms configured) reads more,
+    and at least what the link check's delay spread implies. The link check's probes are closer
+    together than RTP's 20 ms and netem keeps a rate-limited link in order, which narrows their
+    spread (sd 4.3 ms measured for 10 ms configured), so that bound is a floor, not an estimate."""
     for c in _cells(run):
         m, up = c["metrics"], c["link"]["measured"]["uplink"]
-        expected = JITTER_PER_SD * (up["delay_ms_sd"] or 0)
-        if expected < 1:  # no jitter configured: only the sender's own scheduling shows
-            assert m["wire_jitter_ms"] < 3, (c["id"], m["wire_jitter_ms"])
+        wire, browser = m["wire_jitter_ms"], m["uplink_jitter_ms"]
+        assert browser is not None and abs(wire - browser) <= 0.35 * wire + 1.5, (c["id"], wire, browser)
+        if c["link"]["configured"]["uplink"].get("jitter_ms"):
+            assert wire >= 0.8 * JITTER_PER_SD * up["delay_ms_sd"], (c["id"], wire, up["delay_ms_sd"])
         else:
-            assert 0.4 * expected <= m["wire_jitter_ms"] <= 1.5 * expected, (c["id"], m["wire_jitter_ms"], expected)
+            assert wire < 5, (c["id"], wire)
+    for b in BROWSERS:
+        jitter = {c["profile"]: c["metrics"]["wire_jitter_ms"] for c in _cells(run) if c["browser"] == b}
+        assert jitter["4g"] > max(jitter["lossy-5"], jitter["3g"]), (b, jitter)
 
 
 def test_wire_rtt_agrees_with_the_link_check(run):
