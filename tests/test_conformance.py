@@ -146,6 +146,7 @@ def test_slots_release_in_bursts(netem_lab):
         assert abs(d.delay_ms_sd - 20 / 12 ** 0.5) <= 0.15 * 20 / 12 ** 0.5, d
         assert d.delay_ms_p95 <= 21, d
     m = measure(netem_lab, both={"delay_ms": 5})  # the slot goes away again
-    # A slot left in place would read p50 ~15 ms and sd ~5.8; the UML guest's scheduling alone once
-    # gave sd 1.06 ms (mean 5.44) here, so the sd bound sits well between the two.
-    assert abs(m.uplink.delay_ms_p50 - 5) <= 1.0 and m.uplink.delay_ms_sd < 2.0, m.uplink
+    # A slot left in place would put half the probes past 15 ms (p50 ~15, p95 ~24). The UML guest's
+    # scheduling alone adds a tail here (sd 1.06 and 2.08 ms, mean 5.44 and 6.23 ms in two runs), so
+    # the check reads the middle and the 95th percentile, not the spread.
+    assert abs(m.uplink.delay_ms_p50 - 5) <= 1.0 and m.uplink.delay_ms_p95 < 15, m.uplink
