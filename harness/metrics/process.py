@@ -25,6 +25,7 @@ MEMORY_INTERVAL_S = 5.0
 TREE_INTERVAL_S = 2.0
 MB = 1024 * 1024
 STATES = ("idle", "call")
+_NO_STATE_YET = object()
 NOT_THE_BROWSER = {"Xvfb", "ip"}  # display and launch helpers that start beside an engine
 
 
@@ -87,7 +88,7 @@ class ProcessSampler:
         self._procs: list[psutil.Process] | None = None
         self._tree_at = 0.0
         self._page: dict[tuple[int, float], bool] = {}
-        self._mem_state: str | None = "none yet"
+        self._mem_state: object = _NO_STATE_YET  # the state the last memory read was in
         self._mem_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="rtcm-process-sampler")
@@ -183,16 +184,17 @@ class ProcessSampler:
             rows = [s for s in self.samples if s["state"] == state]
             if not rows:
                 continue
-            col = lambda k: [s[k] for s in rows if k in s] or [None]  # noqa: E731
+            col = lambda k: [s[k] for s in rows if k in s]  # noqa: E731 (memory is not in every sample)
+            cpu = col("cpu_pct")
             out |= {
-                f"cpu_{state}_pct": _r(max(col("cpu_pct"))),
-                f"cpu_{state}_median_pct": _r(statistics.median(col("cpu_pct"))),
-                f"cpu_{state}_machine_pct": _r(max(col("cpu_pct")) / self.cores),
+                f"cpu_{state}_pct": _max(cpu),
+                f"cpu_{state}_median_pct": _median(cpu),
+                f"cpu_{state}_machine_pct": _r(max(cpu) / self.cores),
                 f"mem_{state}_uss_mb": _max(col("uss_mb")),
                 f"mem_{state}_pss_mb": _max(col("pss_mb")),
                 f"mem_{state}_pss_median_mb": _median(col("pss_mb")),
-                f"mem_{state}_rss_mb": _r(max(col("rss_mb"))),
-                f"page_cpu_{state}_pct": _r(max(col("page_cpu_pct"))),
+                f"mem_{state}_rss_mb": _max(col("rss_mb")),
+                f"page_cpu_{state}_pct": _max(col("page_cpu_pct")),
                 f"page_mem_{state}_uss_mb": _max(col("page_uss_mb")),
                 f"process_{state}_samples": len(rows),
             }
@@ -203,11 +205,9 @@ def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _max(values: list) -> float | None:
-    known = [v for v in values if v is not None]
-    return _r(max(known)) if known else None
+def _max(values: list[float]) -> float | None:
+    return _r(max(values)) if values else None
 
 
-def _median(values: list) -> float | None:
-    known = [v for v in values if v is not None]
-    return _r(statistics.median(known)) if known else None
+def _median(values: list[float]) -> float | None:
+    return _r(statistics.median(values)) if values else None
