@@ -46,7 +46,9 @@ def test_close_leaves_nothing_and_two_labs_run_at_once():
         for lab in (a, b):
             lab.apply(Profile(name="d", both={"delay_ms": 20}))
             m = linkcheck.check(lab, probes=100, measure_rate=False)
-            assert m.uplink.received == 100 and abs(m.uplink.delay_ms_mean - 20) < 1.5
+            # the median: each lab's netem is what is checked here, not the host's scheduling tail
+            # (a mean of 21.5 ms with p50 20.3 ms in one CI run); tests/test_conformance.py checks means
+            assert m.uplink.received == 100 and abs(m.uplink.delay_ms_p50 - 20) < 1.5, m.uplink
         ids = (a.lab_id, b.lab_id)
     for lab_id in ids:
         assert not [n for n in sweep.our_namespaces() if f"-{lab_id}-" in n]

@@ -43,10 +43,11 @@ def test_sixty_seconds_keep_time_on_the_wire(lab):
         # The first probe sent 50 ms after the step was due must already carry its delay.
         after = [d for t, d in zip(up.sent_at, up.delay_ms) if change + 0.05 <= t <= change + 0.5 and d is not None]
         before = [d for t, d in zip(up.sent_at, up.delay_ms) if change - 0.5 <= t <= change - 0.05 and d is not None]
-        # the probes nearest the step on each side; a median of three, since the UML guest once held
-        # single probes 19-24 ms longer (59 and 64 ms on a 40 ms step) in a CI run
-        assert after and abs(statistics.median(after[:3]) - expected) < 3, (record, after[:3])
-        assert before and abs(statistics.median(before[-3:]) - (40 - expected + 10)) < 3, (record, before[-3:])
+        # The probes nearest the step on each side (a median of three) are on the right side of it:
+        # within a quarter of the 30 ms step of their own delay. How exactly netem keeps a delay is
+        # tests/test_conformance.py's; a busy guest has held probes 4-24 ms longer in CI runs.
+        assert after and abs(statistics.median(after[:3]) - expected) < 7.5, (record, after[:3])
+        assert before and abs(statistics.median(before[-3:]) - (40 - expected + 10)) < 7.5, (record, before[-3:])
 
 
 @pytest.mark.slow

@@ -52,18 +52,18 @@ def test_wire_loss_agrees_with_the_link_check(run):
 def test_wire_jitter_agrees_with_the_browsers_and_follows_the_link(run):
     """The far end's RTCP reports (the browser's remote-inbound-rtp jitter) are computed from the
     packets the wire saw, so the two must agree. Against the link: a link without jitter shows only
-    the sender's own pacing (2.3-3.9 ms measured here), the 4g link (10 ms configured) reads more,
-    and at least what the link check's delay spread implies. The link check's probes are closer
-    together than RTP's 20 ms and netem keeps a rate-limited link in order, which narrows their
-    spread (sd 4.3 ms measured for 10 ms configured), so that bound is a floor, not an estimate."""
+    the sender's own pacing, which the machine's load moves (2.3-3.9 ms measured alone, 5.4 ms in a
+    CI run), so it has no fixed bound; the 4g link (10 ms configured) reads more than either link
+    without jitter in the same run, and at least what the link check's delay spread implies. The
+    link check's probes are closer together than RTP's 20 ms and netem keeps a rate-limited link in
+    order, which narrows their spread (sd 4.3 ms measured for 10 ms configured), so that bound is a
+    floor, not an estimate."""
     for c in _cells(run):
         m, up = c["metrics"], c["link"]["measured"]["uplink"]
         wire, browser = m["wire_jitter_ms"], m["uplink_jitter_ms"]
         assert browser is not None and abs(wire - browser) <= 0.35 * wire + 1.5, (c["id"], wire, browser)
         if c["link"]["configured"]["uplink"].get("jitter_ms"):
             assert wire >= 0.8 * JITTER_PER_SD * up["delay_ms_sd"], (c["id"], wire, up["delay_ms_sd"])
-        else:
-            assert wire < 5, (c["id"], wire)
     for b in BROWSERS:
         jitter = {c["profile"]: c["metrics"]["wire_jitter_ms"] for c in _cells(run) if c["browser"] == b}
         assert jitter["4g"] > max(jitter["lossy-5"], jitter["3g"]), (b, jitter)
