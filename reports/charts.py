@@ -32,9 +32,9 @@ ET.register_namespace("", SVG)
 ET.register_namespace("xlink", XLINK)
 
 
-def _svg(chart) -> str:
-    """The chart's SVG without any script element."""
-    root = ET.fromstring(chart.render(is_unicode=True))
+def _svg(chart, text: str | None = None) -> str:
+    """The chart's SVG (or `text`, SVG it rendered) without any script element."""
+    root = ET.fromstring(text if text is not None else chart.render(is_unicode=True))
     for parent in root.iter():
         for child in [c for c in parent if c.tag == f"{{{SVG}}}script"]:
             parent.remove(child)
@@ -126,3 +126,11 @@ def cell_timeline(cell: CellResult) -> str | None:
         if pts:
             chart.add("quality warning raised" if raised else "quality warning cleared", pts, stroke=False, dots_size=5)
     return _svg(chart)
+
+
+def sparkline(values: list[float | None], title: str) -> str:
+    """A small line of one figure across runs (None where a run did not measure it)."""
+    chart = pygal.Line(title=title, **CONFIG)
+    chart.add(title, values)
+    return _svg(chart, chart.render_sparkline(width=160, height=36, is_unicode=True, style=STYLE, js=[],
+                                              disable_xml_declaration=True))

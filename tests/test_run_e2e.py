@@ -80,6 +80,34 @@ def test_default_matrix_acceptance(tmp_path: Path):
     suite = ET.parse(out / "junit.xml").getroot()
     assert int(suite.find("testsuite").get("tests")) == 12
     assert not _leftovers_after(before)
+    _history_shows_a_planted_change(out, proc.stdout)
+
+
+def _history_shows_a_planted_change(out: Path, stdout: str) -> None:
+    """The run recorded itself beside its folder; two later copies of it, one with a cell turned
+    failed and its RTT doubled, make a trend that names exactly that change."""
+    db = out.parent / "history.sqlite"
+    assert f"History: run 1 in {db}" in stdout.replace("\n", "")
+    results = json.loads((out / "results.json").read_text())
+    target = next(c for c in results["cells"] if (c["browser"], c["profile"], c["scenario"]) ==
+                  ("chromium", "3g", "outbound-call"))
+    for i in (2, 3):
+        if i == 3:
+            target["status"], target["metrics"]["rtt_ms"] = "failed", 2 * target["metrics"]["rtt_ms"]
+        results["started_at"] += 3600
+        (out.parent / f"run{i}").mkdir()
+        (out.parent / f"run{i}" / "results.json").write_text(json.dumps(results))
+    listed = subprocess.run(CLI + ["history", "--db", str(db), "--add", str(out.parent / "run2"),
+                                   "--add", str(out.parent / "run3")], capture_output=True, text=True)
+    assert listed.returncode == 0 and listed.stdout.count("uml-netem") + listed.stdout.count("host-netem") == 3
+    trend = subprocess.run(CLI + ["trend", "--db", str(db), "--out", str(out.parent / "trend.html")],
+                           capture_output=True, text=True)
+    assert trend.returncode == 0 and "trend over 3 run(s)" in trend.stdout, trend.stdout + trend.stderr
+    html = (out.parent / "trend.html").read_text()
+    section = html.split("reference · chromium · 3g</h2>")[1].split("<h2")[0]
+    assert "Make outbound call: supported -&gt; failed in run 3" in section, section[:2000]
+    assert "RTT (ms):" in section and section.count("<li>") == 2
+    assert html.count("-&gt; failed in run") == 1
 
 
 def _read_report_in_a_browser(report: Path, cells: int) -> None:
