@@ -11,6 +11,10 @@ from harness.matrix import Cell, Options
 from reports.results import LinkRecord, Metrics, Proof, Status
 
 
+# Told each phase as it starts (the CLI's progress bar, in a serial run).
+PHASE_LISTENERS: list = []
+
+
 class NotSupported(Exception):
     """Raised by `CellRun.not_supported`: the probe stops, and the cell passes as not-supported."""
 
@@ -64,6 +68,8 @@ class CellRun:
     def phase(self, name: str):
         """Time a part of the cell (added up when it recurs), so a slow cell says where its time went."""
         started = time.monotonic()
+        for listen in PHASE_LISTENERS:
+            listen(name)
         try:
             yield
         finally:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from harness.engines import ENGINES
+from harness.history_cli import history_cmd, record as record_history, trend_cmd
 from harness.lab_cli import lab_app
 from harness.terminal import console, err, fail, need_root
 from harness.matrix import DEFAULT_MATRIX, MatrixError, load
@@ -55,6 +56,8 @@ def run(
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="a baseline results.json: gate this run "
                                                                        "against it (exit 1 on a regression)"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="gate rules YAML for --baseline (see rtcmatrix compare)"),
+    history: Optional[Path] = typer.Option(None, "--history", help="record the run in this SQLite file (default: "
+                                                                     "history.sqlite beside the output folder)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show pytest's own output"),
 ) -> None:
     """Run the matrix and write results.json, report.html, summary.md and junit.xml.
@@ -110,7 +113,9 @@ def run(
                   + f" ({', '.join(m.sdks)} x {', '.join(m.browsers)} x {', '.join(p.name for p in m.profiles)} x "
                   f"{', '.join(m.scenarios)}) on {n_workers} worker(s)")
     started = time.monotonic()
-    code = pytest.main(args)
+    from harness.progress import Progress
+
+    code = pytest.main(args, plugins=[] if verbose else [Progress(len(cells), console, live=console.is_terminal)])
     results = out / "results.json"
     if code == pytest.ExitCode.INTERRUPTED:
         err.print(f"interrupted; partial results in {out}")
@@ -119,15 +124,18 @@ def run(
         raise typer.Exit(2)
     if not results.exists():
         fail(f"the run produced no results (pytest exit {int(code)}); see the output above", EXIT_HARNESS)
+    from reports.history import default_path
+
+    record_history(history or default_path(out), results)
     _print_summary(results)
-    console.print(f"\nReport: [bold]{out / 'report.html'}[/]  ({time.monotonic() - started:.0f} s)")
+    console.print(f"\nReport: {out / 'report.html'}  ({time.monotonic() - started:.0f} s)")
     console.print(f"Results: {results}  JUnit: {out / 'junit.xml'}")
     from reports.results import RunResult, Status
 
     errors = [c for c in RunResult.load(results).cells if c.status == Status.error]
     if errors or code in (pytest.ExitCode.INTERNAL_ERROR,):
-        err.print(f"[bold red]harness errors in {len(errors)} cell(s)[/]: "
-                  + escape("; ".join(f"{c.id}: {c.reason}" for c in errors)))
+        err.print(Text.assemble((f"harness errors in {len(errors)} cell(s)", "bold red"), ": ",
+                                "; ".join(f"{c.id}: {c.reason}" for c in errors)))
         raise typer.Exit(EXIT_HARNESS)
     if baseline is not None and _gate(base_run, RunResult.load(results), gate_rules, str(baseline)):
         raise typer.Exit(1)
@@ -159,13 +167,13 @@ def _gate(base_run, new_run, rules, label: str) -> bool:
     for col in ("cell", "change", "before", "after", "regression"):
         table.add_column(col, overflow="fold")
     for c in changes:
-        table.add_row(escape(c.cell), c.kind, escape(c.before or "-"), escape(c.after or "-"),
-                      "[bold red]yes[/]" if c.regression else "no")
+        table.add_row(c.cell, c.kind, c.before or "-", c.after or "-",
+                      Text("yes", style="bold red") if c.regression else "no")
     if changes:
         console.print(table)
     regressions = sum(c.regression for c in changes)
     console.print(f"gate: {len(changes)} change(s), {regressions} regression(s) in {len(new_run.cells)} cells: "
-                  + ("[bold red]FAIL[/]" if regressions else "[green]pass[/]"))
+                  + ("FAIL" if regressions else "pass"), style="bold red" if regressions else "green")
     return regressions > 0
 
 
@@ -195,7 +203,7 @@ def merge(
         fail(str(e))
     write_all(run, out)
     _print_summary(out / "results.json")
-    console.print(f"\nmerged {len(runs)} run(s), {len(run.cells)} cells: [bold]{out / 'report.html'}[/]"
+    console.print(f"\nmerged {len(runs)} run(s), {len(run.cells)} cells: {out / 'report.html'}"
                   + (f"  JUnit: {junit}" if junit else "  (no junit.xml in the runs)"))
 
 
@@ -257,6 +265,8 @@ def sweep() -> None:
 
 
 app.add_typer(lab_app, name="lab")
+app.command("history")(history_cmd)
+app.command("trend")(trend_cmd)
 
 
 @app.command()
@@ -274,7 +284,7 @@ def replay(
 
     try:
         samples, kind = rp.load(recording)
-        label = name or recording.name.split(".")[0]
+        label = name or rp.name_from_file(recording)
         schedule = rp.to_schedule(samples, label, source=f"{kind} recording {recording.name}")
     except (rp.ReplayError, ProfileError) as e:
         fail(str(e))
@@ -345,10 +355,10 @@ def doctor() -> None:
     for col in ("what", "ok", "found", "fix"):
         table.add_column(col, overflow="fold")
     for what, ok, found, fix in rows:
-        table.add_row(what, "[green]yes[/]" if ok else "[red]no[/]", found, "" if ok else fix)
+        table.add_row(what, Text("yes", style="green") if ok else Text("no", style="red"), found, "" if ok else fix)
     console.print(table)
     essential = root and (host_netem or uml) and any(ok for w, ok, _, _ in rows if w == "browser chromium")
-    console.print("ready to run" if essential else "[red]not ready: see the fixes above[/]")
+    console.print("ready to run" if essential else "not ready: see the fixes above", style=None if essential else "red")
     raise typer.Exit(0 if essential else 1)
 
 

@@ -35,7 +35,7 @@ def lab_up(
 
 def _describe(data: dict) -> None:
     ns = data["namespaces"]
-    console.print(f"lab [bold]{data['name']}[/] is up ({data['backend']}), owner pid {data['pid']}")
+    console.print(f"lab {data['name']} is up ({data['backend']}), owner pid {data['pid']}")
     console.print(f"  client namespace {ns['client']}  address {data['client_ip']}")
     console.print(f"  server namespace {ns['server']}  address {data['server_ip']}")
     console.print(f"  router namespace {ns['router']}")
@@ -123,8 +123,8 @@ def lab_check(name: str = NAME_OPT, probes: int = typer.Option(1000, "--probes",
         fail(str(e))
     check = reply["check"]
     if reply.get("schedule_running"):
-        console.print(f"[yellow]schedule {reply['schedule_running']} is running: the link changed during the check, "
-                      "so it is compared with the step in force at its end[/]")
+        console.print(f"schedule {reply['schedule_running']} is running: the link changed during the check, "
+                      "so it is compared with the step in force at its end", style="yellow")
     table = Table(title=f"link check, {probes} probes per direction")
     for col in ("direction", "delay ms (mean ± sd)", "loss % [95 % CI]", "rate kbit/s", "reordered %", "duplicated"):
         table.add_column(col)
@@ -136,7 +136,7 @@ def lab_check(name: str = NAME_OPT, probes: int = typer.Option(1000, "--probes",
                       str(m["duplicated"]))
     console.print(table)
     for dev in check["deviations"]:
-        console.print(f"[yellow]{dev['direction']} {dev['what']}: expected {dev['expected']:.2f}, "
-                      f"measured {dev['measured']:.2f} (allowed {dev['allowed']})[/]")
+        console.print(f"{dev['direction']} {dev['what']}: expected {dev['expected']:.2f}, "
+                      f"measured {dev['measured']:.2f} (allowed {dev['allowed']})", style="yellow")
     if not check["deviations"]:
         console.print("the link is as configured")

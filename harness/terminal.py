@@ -7,15 +7,18 @@ import sys
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
-# CI logs are not terminals: give tables room instead of rich's 80-column default.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+# CI logs are not terminals: give tables room instead of rich's 80-column default. What is printed
+# quotes user text (names, paths, YAML, dumps), so neither console reads markup, emoji codes or
+# highlights: styling is given explicitly (`style=`, `Text`), never parsed out of a string.
+VERBATIM = {"markup": False, "emoji": False, "highlight": False}
+console = Console(width=None if sys.stdout.isatty() else 160, **VERBATIM)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160, **VERBATIM)
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # user text verbatim, never markup
+    err.print(Text.assemble(("error:", "bold red"), " ", message))
     raise typer.Exit(code)
 
 

@@ -12,6 +12,7 @@ direction it was seen in (browser inbound -> downlink, remote-inbound -> uplink)
 from __future__ import annotations
 
 import csv
+import re
 import gzip
 import json
 import math
@@ -212,8 +213,17 @@ def _fill(samples: list[Sample]) -> list[Sample]:
 
 # --- translation ------------------------------------------------------------------------------
 
+def name_from_file(path: Path) -> str:
+    """A schedule name from a recording's file name (`ticket 4711:x.csv` -> `ticket-4711-x`)."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.name.split(".")[0]).strip("-.")[:64]
+    return stem if stem and stem[0].isalnum() else f"replay-{stem}".strip("-")[:64]
+
+
 def to_schedule(samples: list[Sample], name: str, source: str) -> Schedule:
     """One step per second, merging runs of identical seconds."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        raise ReplayError(f"--name {name!r}: a schedule name is letters, digits, '_', '.' and '-', starting with a "
+                          "letter or digit, at most 64 characters")
     steps: list[dict] = []
     for s in samples:
         link: dict = {}
