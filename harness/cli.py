@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.engines import ENGINES
+from harness.gates import expected, gate, load_expectations
 from harness.history_cli import history_cmd, record as record_history, trend_cmd
 from harness.lab_cli import lab_app
 from harness.terminal import console, err, fail, need_root
@@ -56,13 +57,17 @@ def run(
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="a baseline results.json: gate this run "
                                                                        "against it (exit 1 on a regression)"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="gate rules YAML for --baseline (see rtcmatrix compare)"),
+    expect: list[str] = typer.Option([], "--expect", metavar="[SDK=]FILE",
+                                     help="expectations (a claims file, like matrices/claims/plivo-seed.yaml) for an "
+                                          "SDK, or for every SDK of the run: exit 1 where a cell differs"),
     history: Optional[Path] = typer.Option(None, "--history", help="record the run in this SQLite file (default: "
                                                                      "history.sqlite beside the output folder)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show pytest's own output"),
 ) -> None:
     """Run the matrix and write results.json, report.html, summary.md and junit.xml.
 
-    Exits 0 when the run completed, whatever the verdicts; 130 when interrupted; non-zero when the harness failed.
+    Exits 0 when the run completed, whatever the verdicts; 1 when --baseline found a regression or a cell differs
+    from --expect; 130 when interrupted; 2 on bad input; 3 when the harness failed.
     """
     import pytest
 
@@ -87,6 +92,7 @@ def run(
             base_run, gate_rules = load_run(baseline), load_rules(rules)
         except CompareError as e:
             fail(str(e))
+    expectations = load_expectations(expect, m.sdks)
     groups = par.groups(cells)
     if workers is not None and workers > groups:
         err.print(f"--workers {workers}: these cells make {groups} group(s) (profile x SDK x browser); "
@@ -137,7 +143,10 @@ def run(
         err.print(Text.assemble((f"harness errors in {len(errors)} cell(s)", "bold red"), ": ",
                                 "; ".join(f"{c.id}: {c.reason}" for c in errors)))
         raise typer.Exit(EXIT_HARNESS)
-    if baseline is not None and _gate(base_run, RunResult.load(results), gate_rules, str(baseline)):
+    differ = expected(out, expectations) if expectations else 0
+    if baseline is not None and gate(base_run, RunResult.load(results), gate_rules, str(baseline)):
+        raise typer.Exit(1)
+    if differ:
         raise typer.Exit(1)
 
 
@@ -154,27 +163,8 @@ def compare(
         base_run, new_run, gate_rules = load_run(base), load_run(new), load_rules(rules)
     except CompareError as e:
         fail(str(e))
-    if _gate(base_run, new_run, gate_rules, str(base)):
+    if gate(base_run, new_run, gate_rules, str(base)):
         raise typer.Exit(1)
-
-
-def _gate(base_run, new_run, rules, label: str) -> bool:
-    """Print the changes against a baseline; True when one of them is a regression."""
-    from reports.compare import compare as diff
-
-    changes = diff(base_run, new_run, rules)
-    table = Table(title=f"against {label}")
-    for col in ("cell", "change", "before", "after", "regression"):
-        table.add_column(col, overflow="fold")
-    for c in changes:
-        table.add_row(c.cell, c.kind, c.before or "-", c.after or "-",
-                      Text("yes", style="bold red") if c.regression else "no")
-    if changes:
-        console.print(table)
-    regressions = sum(c.regression for c in changes)
-    console.print(f"gate: {len(changes)} change(s), {regressions} regression(s) in {len(new_run.cells)} cells: "
-                  + ("FAIL" if regressions else "pass"), style="bold red" if regressions else "green")
-    return regressions > 0
 
 
 @app.command()

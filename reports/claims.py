@@ -58,3 +58,14 @@ def differs(words: str | None, status: str) -> bool:
     if want is None or status in ("error", "skipped", "interrupted"):
         return False
     return want != (status in ("supported", "degraded"))
+
+
+def disagreements(run, claims: dict[str, dict]) -> list[tuple[object, str]]:
+    """(cell, the claim's words) for every cell whose measured status contradicts its SDK's claims
+    (`claims`: SDK -> Claims as a dict)."""
+    out = []
+    for cell in run.cells:
+        words = (((claims.get(cell.sdk) or {}).get("rows") or {}).get(cell.scenario) or {}).get(cell.browser)
+        if differs(words, cell.status.value):
+            out.append((cell, words))
+    return out

@@ -52,3 +52,38 @@ def test_report_prints_the_claim_verbatim_and_flags_a_difference(tmp_path):
     html = write_html(run, tmp_path / "r.html").read_text()
     assert "Plivo FAQ &lt;table 1&gt; says: Supported (differs from what was measured)" in html
     assert html.count("differs from what was measured") == 1
+
+
+def test_expect_bad_input_is_one_message_before_the_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    runner = CliRunner()
+    got = runner.invoke(app, ["run", "--expect", "plivo=matrices/claims/plivo-seed.yaml", "--out", str(tmp_path / "o")])
+    assert got.exit_code == 2 and "--expect plivo=" in got.output and "no SDK named 'plivo'" in got.output
+    bad = tmp_path / "c.yaml"
+    bad.write_text("source: x\nrows: {no-such-row: {chromium: Supported}}\n")
+    got = runner.invoke(app, ["run", "--expect", str(bad), "--out", str(tmp_path / "o")])
+    assert got.exit_code == 2 and "rows.no-such-row: unknown scenario" in got.output, got.output
+    assert not (tmp_path / "o").exists()  # nothing started
+
+
+def test_disagreements_are_exactly_the_contradicted_cells():
+    from reports.claims import disagreements
+    from reports.results import CellResult, RunResult, Status
+
+    def cell(browser, scenario, status):
+        return CellResult(id=f"{browser}-{scenario}", sdk="plivo", browser=browser, profile="ideal", scenario=scenario,
+                          feature=scenario, status=status)
+
+    run = RunResult(rtcmatrix_version="t", matrix="m", started_at=0, cells=[
+        cell("chromium", "dtmf", Status.supported), cell("firefox", "dtmf", Status.failed),
+        cell("firefox", "devices", Status.supported), cell("webkit", "dtmf", Status.error),
+        cell("chromium", "background", Status.degraded), cell("chromium", "interruption", Status.failed)])
+    claims = {"plivo": {"rows": {"dtmf": {"chromium": "Supported", "firefox": "Supported", "webkit": "Supported"},
+                                 "devices": {"firefox": "Not Supported"}, "background": {"chromium": "Call continues"},
+                                 "interruption": {"chromium": "Both calls happen in parallel."}}}}
+    assert sorted(c.id for c, _ in disagreements(run, claims)) == ["chromium-interruption", "firefox-devices",
+                                                                   "firefox-dtmf"]
+    assert disagreements(run, {"other": claims["plivo"]}) == []

@@ -32,10 +32,15 @@ def test_default_matrix_acceptance(tmp_path: Path):
     # row has its own end-to-end test (tests/test_rows_*.py, tests/test_browser_columns.py).
     # One worker: the ideal link's RTT bound below is the lab's, and a second lab on two cores adds
     # scheduling delay to the browser's own measure (15 ms seen). tests/test_parallel_e2e.py runs two.
+    # The seed's table as the expectations: it says Safari makes calls, which this WebKit cannot.
+    seed = Path(__file__).parents[1] / "matrices" / "claims" / "plivo-seed.yaml"
     proc = subprocess.run(CLI + ["run", "--out", str(out), "--scenario", "outbound-call", "--scenario", "page-load",
-                                 "--workers", "1"],
+                                 "--workers", "1", "--expect", f"reference={seed}"],
                           capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "expectations: 2 of 12 cells differ" in proc.stdout, proc.stdout
+    differing = proc.stdout.split("cells that differ from the expectations")[1].split("expectations:")[0]
+    assert differing.count("outbound-call") == 2 and differing.count("webkit-") == 2, differing
     assert "Report:" in proc.stdout and str(out / "report.html") in proc.stdout.replace("\n", "")
     results = json.loads((out / "results.json").read_text())
     jsonschema.validate(results, json.loads(SCHEMA_FILE.read_text()))  # the schema in the repo holds real results
@@ -73,6 +78,7 @@ def test_default_matrix_acceptance(tmp_path: Path):
         assert c["overhead_s"] is not None and {"conditions", "context", "page", "teardown"} <= set(c["phases"]), c["id"]
     assert results["engines"]["chromium"]["audio"] == "pulse"
     html = (out / "report.html").read_text()
+    assert html.count("(differs from what was measured)") == 2
     assert "Make outbound call" in html and "Supported" in html and "this WebKit build has no WebRTC" in html
     assert "CPU on call, max (% of a core)" in html and "Memory idle, max (PSS MB)" in html
     assert "Jitter, uplink: wire (ms)" in html and "Jitter, uplink: browser (ms)" in html
