@@ -21,7 +21,7 @@ from typing import Literal
 
 from pyroute2 import IPRoute, NetNS, netns
 
-from impairments import sweep
+from impairments import neighbours, sweep
 from impairments.detect import host_has_netem
 from impairments.nsutil import off_loop, write_sysctl
 from impairments.profile import Profile
@@ -118,6 +118,7 @@ class Lab:
         self._address_end(self.server_ns, self.server_if, self.server_ip, self.server_gw)
         if isinstance(self.router, UmlRouter):
             self.router.start({UmlRouter.client_if: self.client_gw, UmlRouter.server_if: self.server_gw}, PREFIXLEN)
+        self._pin_neighbours()
         self._apply(Profile(name="ideal"))
         self.started_s = time.monotonic() - t0
 
@@ -156,6 +157,22 @@ class Lab:
                     ns.link("set", index=ns.link_lookup(ifname=tap)[0], net_ns_fd=fd)
                 finally:
                     os.close(fd)
+
+    def _pin_neighbours(self) -> None:
+        """Each end and the router know each other's MAC: no ARP crosses netem (impairments/neighbours.py)."""
+        def end_mac(ns_name: str, ifname: str) -> str:
+            with NetNS(ns_name) as ns:
+                return neighbours.mac(ns, ifname)
+
+        router = self.router
+        assert router is not None
+        macs = router.macs()
+        router.neighbours({router.client_if: [(self.client_ip, end_mac(self.client_ns, self.client_if))],
+                           router.server_if: [(self.server_ip, end_mac(self.server_ns, self.server_if))]})
+        for ns_name, gateway, side in ((self.client_ns, self.client_gw, router.client_if),
+                                       (self.server_ns, self.server_gw, router.server_if)):
+            with NetNS(ns_name) as ns:
+                neighbours.add(ns, self.client_if if ns_name == self.client_ns else self.server_if, gateway, macs[side])
 
     def _address_end(self, ns_name: str, ifname: str, address: str, gateway: str) -> None:
         for key in ("net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pyroute2 import IPRoute
 
+from impairments import neighbours
 from impairments.netem import apply_link, read_root
 from impairments.nsutil import run_in_netns, write_sysctl
 from impairments.profile import Link
@@ -33,6 +34,12 @@ class HostRouter:
                 ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
 
         run_in_netns(self.netns, up)
+
+    def macs(self) -> dict[str, str]:
+        return self._in_router(lambda ipr: {i: neighbours.mac(ipr, i) for i in (self.client_if, self.server_if)})
+
+    def neighbours(self, entries: dict[str, list[tuple[str, str]]]) -> None:
+        self._in_router(lambda ipr: [neighbours.add(ipr, i, a, m) for i, pairs in entries.items() for a, m in pairs])
 
     def _in_router(self, fn):
         def call():

@@ -15,6 +15,7 @@ import traceback
 
 from pyroute2 import IPRoute
 
+from impairments import neighbours
 from impairments.netem import apply_link, clear_root, read_root
 from impairments.profile import Link
 
@@ -57,6 +58,13 @@ def _configure(ipr: IPRoute, req: dict) -> dict:
 def handle(ipr: IPRoute, req: dict) -> dict:
     op = req["op"]
     if op == "ping":
+        return {}
+    if op == "macs":
+        return {"macs": {i: neighbours.mac(ipr, i) for i in req["ifnames"]}}
+    if op == "neighbours":
+        for ifname, entries in req["neighbours"].items():
+            for address, lladdr in entries:
+                neighbours.add(ipr, ifname, address, lladdr)
         return {}
     if op == "links_up":
         return _links_up(ipr, req)

@@ -170,6 +170,12 @@ class UmlRouter:
     def apply_many(self, links: dict[str, Link]) -> dict[str, dict]:
         return self.request("apply_many", links={i: l.model_dump(mode="json") for i, l in links.items()})["sent"]
 
+    def macs(self) -> dict[str, str]:
+        return self.request("macs", ifnames=[self.client_if, self.server_if])["macs"]
+
+    def neighbours(self, entries: dict[str, list[tuple[str, str]]]) -> None:
+        self.request("neighbours", neighbours=entries)
+
     def read(self, ifname: str) -> dict:
         return self.request("read", ifname=ifname)["qdisc"]
 
