@@ -103,7 +103,8 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     args = [str(SCENARIO_DIR), "--matrix", str(matrix.resolve()), "--rtcm-out", str(out),
             "--junitxml", str(out / "junit.xml"), "-p", "no:cacheprovider", "--rootdir", str(SCENARIO_DIR),
-            "-c", os.devnull, "-W", "ignore::pytest.PytestAssertRewriteWarning"] + _plugin_args()
+            "-c", os.devnull, "-W", "ignore::pytest.PytestAssertRewriteWarning",
+            "-o", "console_output_style=classic"] + _plugin_args()
     for flag, values in (("--rtcm-browser", browser), ("--rtcm-sdk", sdk), ("--rtcm-profile", profile), ("--rtcm-scenario", scenario),
                          ("--rtcm-browser-path", browser_path), ("--rtcm-browser-channel", browser_channel)):
         for v in values:

@@ -56,7 +56,7 @@ def cell_result(item: pytest.Item, reports: dict, run: RunResult | None, rec: Ce
     ))
 
 
-PROBE_PHASES = ("page", "login", "call", "media", "idle")  # timed inside the probe's own body
+PROBE_PHASES = ("page", "login", "call", "media", "idle", "perceptual")  # timed inside the probe's own body
 # Paid once per run, profile, column or backend, by whichever cell comes first: the run's cost, not the cell's.
 ONE_OFF = ("startup", "link-check", "browser", "backend")
 

@@ -60,6 +60,9 @@ class Metrics(BaseModel):
     wire_rtt_samples: int | None = None
     link_rtt_ms: float | None = None
     wire_mos: float | None = None
+    # The far end's spoken prompt as the browser's speaker played it, against the prompt itself:
+    # PESQ P.862.2 MOS-LQO (harness/metrics/perceptual.py); where the column records its speaker.
+    perceptual_mos: float | None = None
     # Page load and network usage (Navigation and Resource Timing, the driver's requests, the wire)
     page_requests: int | None = None
     page_transferred_kb: float | None = None

@@ -21,6 +21,7 @@ PERFORMANCE_ROWS = [
     ("Packet loss, uplink: wire (%)", "wire_loss_pct", "{:.2f}"),
     ("MOS (E-model)", "mos", "{:.2f}"),
     ("MOS (E-model, wire and link check)", "wire_mos", "{:.2f}"),
+    ("Perceptual score, downlink (PESQ MOS-LQO)", "perceptual_mos", "{:.2f}"),
     ("Connect time (s)", "connect_s", "{:.2f}"),
     ("Audio out (kbit/s)", "bitrate_out_kbps", "{:.0f}"),
     ("Audio in (kbit/s)", "bitrate_in_kbps", "{:.0f}"),

@@ -1,7 +1,8 @@
-"""The wire's view of a call against the link check, under three impaired profiles: the loss and
-round trip the wire measured on the browser's uplink must agree with what the link check measured
-of the same link, its jitter with what the far end reported to the browser, and each cell keeps
-the browser's own figures beside them."""
+"""The wire's view of a call against the link check, under three impaired profiles (and ideal):
+the loss and round trip the wire measured on the browser's uplink must agree with what the link
+check measured of the same link, its jitter with what the far end reported to the browser, and
+each cell keeps the browser's own figures beside them. The same calls' downlink perceptual score
+(PESQ of the far end's prompt at the browser's speaker) falls as the loss grows."""
 
 import math
 
@@ -11,7 +12,7 @@ from tests.rowutil import run_matrix
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
-PROFILES = ["lossy-5", "4g", "3g"]
+PROFILES = ["ideal", "lossy-2", "lossy-10", "4g"]
 BROWSERS = ["chromium", "firefox"]
 # RFC 3550 jitter is the mean |change in transit| between packets: for independent delays with
 # deviation sd that is 2 sd / sqrt(pi).
@@ -66,7 +67,7 @@ def test_wire_jitter_agrees_with_the_browsers_and_follows_the_link(run):
             assert wire >= 0.8 * JITTER_PER_SD * up["delay_ms_sd"], (c["id"], wire, up["delay_ms_sd"])
     for b in BROWSERS:
         jitter = {c["profile"]: c["metrics"]["wire_jitter_ms"] for c in _cells(run) if c["browser"] == b}
-        assert jitter["4g"] > max(jitter["lossy-5"], jitter["3g"]), (b, jitter)
+        assert jitter["4g"] > max(v for p, v in jitter.items() if p != "4g"), (b, jitter)
 
 
 def test_wire_rtt_agrees_with_the_link_check(run):
@@ -77,3 +78,15 @@ def test_wire_rtt_agrees_with_the_link_check(run):
             continue
         assert abs(rtt - m["link_rtt_ms"]) <= 0.15 * m["link_rtt_ms"] + 5, (c["id"], rtt, m["link_rtt_ms"])
     assert any(c["metrics"]["wire_rtt_ms"] is not None for c in _cells(run)), "no STUN round trip in any cell"
+
+
+def test_perceptual_score_falls_with_loss(run):
+    """Measured here (PESQ P.862.2 MOS-LQO, 8.5 s windows): chromium 4.33, 2.70, 1.53 and firefox
+    4.22, 2.89, 1.57 across ideal, lossy-2 and lossy-10 (4g: 4.31 and 4.24)."""
+    for b in BROWSERS:
+        score = {c["profile"]: c["metrics"]["perceptual_mos"] for c in _cells(run) if c["browser"] == b}
+        assert all(score[p] is not None for p in ("ideal", "lossy-2", "lossy-10")), (b, score)
+        assert score["ideal"] > score["lossy-2"] > score["lossy-10"], (b, score)
+        assert score["ideal"] > 3.0, (b, score)  # a clean call sounds clean
+    cell = next(c for c in _cells(run) if c["profile"] == "ideal")
+    assert cell["evidence"]["perceptual"] and cell["evidence"]["speaker-a"]
