@@ -40,7 +40,14 @@ class Softphone:
             return self._open(adapter, **query)
 
     def _open(self, adapter: str, **query: str) -> dict:
-        self.page.goto(f"{self.page_url}/?{urlencode({'name': adapter, **query})}")
+        try:
+            self.page.goto(f"{self.page_url}/?{urlencode({'name': adapter, **query})}")
+        except Exception:
+            # A navigation still pending (a dead link: the browser retries its SYN for about two
+            # minutes) holds every later evaluate, evidence included; leave it for a blank page.
+            with contextlib.suppress(Exception):
+                self.page.goto("about:blank", timeout_s=5)
+            raise
         self.capabilities = self.page.evaluate(CAPABILITIES_JS)
         try:
             self.page.wait_for("window.rtcm !== undefined && rtcm.attached", timeout_s=10)
