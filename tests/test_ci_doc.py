@@ -41,7 +41,7 @@ def test_every_command_and_option_it_calls_exists():
     targets = set(re.findall(r"^([a-z][a-z-]*):", MAKEFILE.read_text(), re.M))
     called = []
     for script in _runs(yaml.safe_load(_blocks()[0])):
-        for line in re.sub(r"\$\{\{[^}]*\}\}", "1", script).split("&&"):
+        for line in re.split(r"&&|\n", re.sub(r"\$\{\{[^}]*\}\}", "1", script)):  # a `run: |` is one command a line
             words = shlex.split(line.replace(">>", " "))
             if words and words[0] == "make":
                 assert set(words[1:]) <= targets, f"make {words[1:]}: not a Makefile target"
@@ -54,7 +54,7 @@ def test_every_command_and_option_it_calls_exists():
                 for flag in (x.split("=")[0] for x in words[n + 2:] if x.startswith("--")):
                     assert flag in known, f"rtcmatrix {words[n + 1]} {flag}: no such option"
                 called.append(words[n + 1])
-    assert {"run", "merge", "compare", "doctor"} <= set(called)
+    assert {"run", "merge", "compare", "doctor", "history", "trend"} <= set(called)
 
 
 def test_the_rules_example_is_valid(tmp_path: Path):
