@@ -26,7 +26,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         rtcmatrix_version=_version(),
         matrix=str(session.config.getoption("--matrix") or DEFAULT_MATRIX),
         started_at=time.time(),
-        host={"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+        host={"hostname": platform.node(), "platform": platform.platform(), "kernel": platform.release(),
+              "python": platform.python_version(), "cpus": os.cpu_count()},
         shard=session.config.getoption("--rtcm-shard"),
     )
 

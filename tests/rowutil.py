@@ -10,23 +10,46 @@ from pathlib import Path
 CLI = [sys.executable, "-m", "harness.cli"]
 
 
-def run_matrix(tmp_path: Path, name: str, matrix: dict, timeout_s: float = 600, workers: int = 1) -> dict:
-    """Run `matrix` (profiles default to [ideal]) on `workers` workers; returns {(browser, scenario): cell,
-    (sdk, browser, scenario): cell, "_run": results}.
-
-    One worker unless asked: a row test measures timings and audio that a second lab on two cores
-    would load, so only the suites written for it run in parallel."""
+def start_matrix(tmp_path: Path, name: str, matrix: dict, workers: int = 1) -> tuple[subprocess.Popen, Path, Path]:
+    """Start `rtcmatrix run` on `matrix` (profiles default to [ideal]) in the background."""
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps({"name": name, "profiles": ["ideal"], **matrix}))
-    out = tmp_path / name
-    proc = subprocess.run(CLI + ["run", "--matrix", str(path), "--out", str(out), "--workers", str(workers)],
-                          capture_output=True, text=True,
-                          timeout=timeout_s)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out, log = tmp_path / name, tmp_path / f"{name}.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(CLI + ["run", "--matrix", str(path), "--out", str(out), "--workers", str(workers)],
+                                stdout=f, stderr=subprocess.STDOUT, text=True)
+    return proc, out, log
+
+
+def finish_matrix(started: tuple[subprocess.Popen, Path, Path], timeout_s: float = 600) -> dict:
+    """Wait for a started run; returns {(browser, scenario): cell, (sdk, browser, scenario): cell, "_run": results}."""
+    proc, out, log = started
+    try:
+        code = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        proc.wait(timeout=30)
+        raise
+    assert code == 0, log.read_text()
     results = json.loads((out / "results.json").read_text())
     cells = results["cells"]
     return ({(c["browser"], c["scenario"]): c for c in cells} | {(c["sdk"], c["browser"], c["scenario"]): c for c in cells}
             | {"_run": results})
+
+
+def run_matrix(tmp_path: Path, name: str, matrix: dict, timeout_s: float = 600, workers: int = 1) -> dict:
+    """Run `matrix` on `workers` workers and read its cells back (see finish_matrix).
+
+    One worker unless asked: a row test measures timings and audio that a second lab on two cores
+    would load, so only the suites written for it run in parallel."""
+    return finish_matrix(start_matrix(tmp_path, name, matrix, workers), timeout_s)
+
+
+def run_side_by_side(tmp_path: Path, matrices: dict[str, dict], timeout_s: float = 600) -> dict[str, dict]:
+    """Several one-worker runs at once, each with its own lab: a row's run beside its broken-SDK run,
+    whose probes only need to fail."""
+    started = {name: start_matrix(tmp_path, name, m) for name, m in matrices.items()}
+    return {name: finish_matrix(s, timeout_s) for name, s in started.items()}
 
 
 def proof(cell: dict, claim: str) -> dict:

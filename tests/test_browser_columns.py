@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rowutil import proof, run_matrix
+from tests.rowutil import proof, run_side_by_side
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
@@ -14,12 +14,19 @@ pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
 
 @pytest.fixture(scope="module")
-def columns(tmp_path_factory):
-    return run_matrix(tmp_path_factory.mktemp("columns"), "columns", {
-        "browsers": ["chromium", "firefox", "webkit",
-                     {"name": "chromium-pixel7", "engine": "chromium", "device": "Pixel 7", "cpu_throttle": 4}],
-        "scenarios": ["devices", "background", "page-load"],
-        "options": {"link_check_probes": 100}})
+def runs(tmp_path_factory):
+    return run_side_by_side(tmp_path_factory.mktemp("columns"), {
+        "columns": {"browsers": ["chromium", "firefox", "webkit",
+                                 {"name": "chromium-pixel7", "engine": "chromium", "device": "Pixel 7",
+                                  "cpu_throttle": 4}],
+                    "scenarios": ["devices", "background", "page-load"], "options": {"link_check_probes": 100}},
+        "broken": {"browsers": ["chromium"], "scenarios": ["devices"],
+                   "options": {"link_check_probes": 0, "break": "input"}}})
+
+
+@pytest.fixture(scope="module")
+def columns(runs):
+    return runs["columns"]
 
 
 
@@ -76,10 +83,9 @@ def test_engine_facts(columns):
     assert engines["chromium"]["capabilities"]["setSinkId"] and engines["chromium"]["capabilities"]["performanceMemory"]
 
 
-def test_broken_input_switch_fails_the_row(tmp_path):
+def test_broken_input_switch_fails_the_row(runs):
     """The probe can fail: with the SDK's input switch broken, the far end still hears 440 Hz."""
-    cells = run_matrix(tmp_path, "broken", {"browsers": ["chromium"], "scenarios": ["devices"],
-                                      "options": {"link_check_probes": 0, "break": "input"}})
+    cells = runs["broken"]
     cell = cells[("chromium", "devices")]
     assert cell["status"] == "failed" and "880 Hz" in cell["reason"]
     assert Path(cell["evidence"]["screenshot"]).exists() and Path(cell["evidence"]["trace"]).exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rowutil import proof, run_matrix
+from tests.rowutil import proof, run_side_by_side
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 ROWS = ["inbound-call", "incoming-background", "unload-hangup"]
@@ -16,9 +16,17 @@ NO_WEBRTC = "Not supported: this WebKit build has no WebRTC (RTCPeerConnection i
 
 
 @pytest.fixture(scope="module")
-def calls(tmp_path_factory):
-    return run_matrix(tmp_path_factory.mktemp("calls"), "calls", {"scenarios": ROWS,
-        "browsers": ["chromium", "firefox", "webkit"], "options": {"link_check_probes": 0, "stats_seconds": 2}})
+def runs(tmp_path_factory):
+    return run_side_by_side(tmp_path_factory.mktemp("calls"), {
+        "calls": {"scenarios": ROWS, "browsers": ["chromium", "firefox", "webkit"],
+                  "options": {"link_check_probes": 0, "stats_seconds": 2}},
+        "broken": {"scenarios": ROWS, "browsers": ["chromium"],
+                   "options": {"link_check_probes": 0, "stats_seconds": 2, "break": "incoming,unload"}}})
+
+
+@pytest.fixture(scope="module")
+def calls(runs):
+    return runs["calls"]
 
 
 
@@ -75,10 +83,8 @@ def test_webkit_column_is_truthful(calls):
         assert cell["status"] == "not-supported" and cell["reason"] == NO_WEBRTC
 
 
-def test_broken_sdk_turns_each_row_red(tmp_path):
-    cells = run_matrix(tmp_path, "broken", {"scenarios": ROWS, "browsers": ["chromium"],
-                                      "options": {"link_check_probes": 0, "stats_seconds": 2,
-                                                  "break": "incoming,unload"}})
+def test_broken_sdk_turns_each_row_red(runs):
+    cells = runs["broken"]
     inbound = cells[("chromium", "inbound-call")]
     assert inbound["status"] == "failed" and "the page rang" in inbound["reason"]
     background = cells[("chromium", "incoming-background")]

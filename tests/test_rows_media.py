@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rowutil import proof, run_matrix
+from tests.rowutil import proof, run_side_by_side
 
 from harness.scenarios.test_headers import INVALID as INVALID_HEADERS, VALID as VALID_HEADERS
 
@@ -21,9 +21,19 @@ BREAKS = "mute,dtmf,headers,feedback,notsupported,codec"
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory):
-    return run_matrix(tmp_path_factory.mktemp("media"), "media", {"scenarios": ROWS,
-        "browsers": ["chromium", "firefox", "webkit"], "options": {"link_check_probes": 0, "stats_seconds": 2}})
+def runs(tmp_path_factory):
+    # The broken-SDK run uses the engines' own fake capture (no audio server to start): enough to
+    # show each row fail.
+    return run_side_by_side(tmp_path_factory.mktemp("media"), {
+        "media": {"scenarios": ROWS, "browsers": ["chromium", "firefox", "webkit"],
+                  "options": {"link_check_probes": 0, "stats_seconds": 2}},
+        "broken": {"scenarios": ROWS, "browsers": ["chromium", "webkit"],
+                   "options": {"link_check_probes": 0, "stats_seconds": 2, "audio": "fake", "break": BREAKS}}})
+
+
+@pytest.fixture(scope="module")
+def rows(runs):
+    return runs["media"]
 
 
 
@@ -112,10 +122,8 @@ def test_webkit_calling_rows_are_not_supported_by_the_browser(rows):
         assert cell["lacking"] == "browser: RTCPeerConnection", (row, cell["lacking"])
 
 
-def test_broken_sdk_turns_each_row_red(tmp_path):
-    # The engines' own fake capture (no audio server to start): enough to show each row fail.
-    cells = run_matrix(tmp_path, "broken", {"scenarios": ROWS, "browsers": ["chromium", "webkit"], "options": {
-        "link_check_probes": 0, "stats_seconds": 2, "audio": "fake", "break": BREAKS}})
+def test_broken_sdk_turns_each_row_red(runs):
+    cells = runs["broken"]
     expect = {  # row -> what the failing proof says
         "mute": "the far end hears silence within 500 ms of rtcm.mute()",
         "dtmf": f"the far end received {DIGITS} as rfc4733 DTMF",

@@ -2,56 +2,25 @@
 triggers, reconnect after a blackout and through a blip, the bitrate cap on the wire, DSCP on the
 wire; then the same rows with the SDK's features broken, to show each can fail.
 
-The two runs are started together (each has its own lab; rowutil.run_matrix would run them one
-after the other) to keep the module under three minutes.
+The two runs are started together, each with its own lab (rowutil.run_side_by_side).
 """
-
-import json
-import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.rowutil import CLI, proof
+from tests.rowutil import proof, run_side_by_side
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 ROWS = ["quality-warnings", "reconnect", "bitrate-cap", "dscp"]
 BROKEN = "quality,reconnect,bitrate,dscp"
 
 
-def _start(tmp_path: Path, name: str, matrix: dict) -> tuple[subprocess.Popen, Path]:
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps({"name": name, "profiles": ["ideal"], "scenarios": ROWS, **matrix}))
-    out = tmp_path / name
-    log = open(tmp_path / f"{name}.log", "w")
-    proc = subprocess.Popen(CLI + ["run", "--matrix", str(path), "--out", str(out), "--workers", "1"], stdout=log,
-                            stderr=subprocess.STDOUT, text=True)
-    log.close()
-    return proc, out
-
-
-def _finish(tmp_path: Path, name: str, proc: subprocess.Popen, out: Path) -> dict:
-    try:
-        code = proc.wait(timeout=600)
-    except subprocess.TimeoutExpired:
-        proc.terminate()
-        proc.wait(timeout=30)
-        raise
-    assert code == 0, (tmp_path / f"{name}.log").read_text()
-    results = json.loads((out / "results.json").read_text())
-    return {(c["browser"], c["scenario"]): c for c in results["cells"]} | {"_run": results}
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("network")
-    started = {
-        "rows": _start(tmp, "rows", {"browsers": ["chromium", "firefox", "webkit"],
-                                     "options": {"link_check_probes": 0, "stats_seconds": 2}}),
-        "broken": _start(tmp, "broken", {"browsers": ["chromium"],
-                                         "options": {"link_check_probes": 0, "stats_seconds": 2, "break": BROKEN}}),
-    }
-    return {name: _finish(tmp, name, *pair) for name, pair in started.items()}
+    return run_side_by_side(tmp_path_factory.mktemp("network"), {
+        "rows": {"scenarios": ROWS, "browsers": ["chromium", "firefox", "webkit"],
+                 "options": {"link_check_probes": 0, "stats_seconds": 2}},
+        "broken": {"scenarios": ROWS, "browsers": ["chromium"],
+                   "options": {"link_check_probes": 0, "stats_seconds": 2, "break": BROKEN}}})
 
 
 # --- quality warnings -------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ def test_default_matrix_acceptance(tmp_path: Path):
     assert results["engines"]["chromium"]["audio"] == "pulse"
     html = (out / "report.html").read_text()
     assert html.count("(differs from what was measured)") == 2
+    assert f"kernel {os.uname().release}" in html and results["host"]["hostname"] == os.uname().nodename
     assert "Make outbound call" in html and "Supported" in html and "this WebKit build has no WebRTC" in html
     assert "CPU on call, max (% of a core)" in html and "Memory idle, max (PSS MB)" in html
     assert "Jitter, uplink: wire (ms)" in html and "Jitter, uplink: browser (ms)" in html
