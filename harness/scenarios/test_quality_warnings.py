@@ -185,16 +185,25 @@ def test_quality_warnings(cell, softphone, far_end, lab):
                                       "media_source_fields": media_source})
     # Checks are proven in this order at the end, so that every trigger is measured even when the
     # ideal-link check failed; a warning that does not rise at all ends the probe at once (proving
-    # what came before first), as nothing after it would be measured any better.
+    # what came before first), as nothing after it would be measured any better. Every check is
+    # recorded; the cell fails on the first that did not hold.
     checks: list[tuple[str, str, bool, dict]] = []
 
     def check(by: str, claim: str, ok: bool, **details) -> None:
         checks.append((by, claim, bool(ok), details))
 
     def prove_all() -> None:
+        """Record every check, then fail on the first that did not hold: a side warning under one
+        trigger must not hide whether the warning itself rose and cleared."""
+        first: AssertionError | None = None
         while checks:
             by, claim, ok, details = checks.pop(0)
-            cell.prove(by, claim, ok, **details)
+            try:
+                cell.prove(by, claim, ok, **details)
+            except AssertionError as failed:
+                first = first or failed
+        if first is not None:
+            raise first
 
     if _is_ideal(cell.profile):
         check("far-end", "the far end heard the browser's tone clean on the ideal link (the ground truth for "
