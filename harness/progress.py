@@ -38,7 +38,7 @@ class Progress:
     # pytest hooks (this object is a plugin of the CLI's pytest session; under xdist, the controller's)
     def pytest_sessionstart(self, session) -> None:
         if self.live:
-            self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            self.bar = Bar(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                            TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=False)
             self.task = self.bar.add_task("starting", total=self.total)
             self.bar.start()
