@@ -49,8 +49,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if call.when == "call" and call.excinfo is not None and call.excinfo.errisinstance(NotSupported):
         report.outcome, report.longrepr = "passed", None  # a finding, not a failure
     rec = item.stash.get(CELL_RUN, None)
-    if call.when == "call" and rec is not None and report.passed:
-        report.user_properties.append(("rtcm_status", rec.status.value))
+    if call.when == "call" and rec is not None:
+        # junit.xml's properties per cell: what CI shows without opening results.json.
+        status = rec.status.value if report.passed else (Status.skipped if report.skipped else Status.failed).value
+        report.user_properties.append(("rtcm_status", status))
+        if rec.behaviour:
+            report.user_properties.append(("rtcm_behaviour", rec.behaviour))
+        report.user_properties.append(("rtcm_proven_by", ", ".join(rec.proven_by) or "-"))
+        for n, p in enumerate(rec.proofs, 1):
+            report.user_properties.append((f"rtcm_proof_{n}", f"{'ok' if p.ok else 'NOT'} [{p.by}] {p.claim}"))
     reports = item.stash.setdefault(REPORTS, {})
     reports[report.when] = report
     if report.when == "teardown" and "cell" in getattr(item, "fixturenames", ()):

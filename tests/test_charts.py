@@ -56,3 +56,44 @@ def test_charts_are_inline_svg_with_nothing_to_fetch(tmp_path: Path):
     assert html.count("<svg") == 4 and "<script" not in html and HOSTILE not in html
     assert cell_timeline(CellResult(id="x", browser="b", profile="p", scenario="s", feature="f",
                                     status="failed")) is None  # no series kept: no chart
+
+
+def test_hostile_strings_stay_text_in_a_real_browser(tmp_path: Path):
+    """A hostile SDK name, header, console line, behaviour and proof, as a page, an SDK, a far end or
+    a dump could hand them over: the report, opened with scripts on in headless Chromium, runs
+    none of it, raises no dialog, and shows each string as text."""
+    import pytest
+    from playwright.sync_api import sync_playwright
+
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("needs Debian's chromium (make setup installs it)")
+    quote_break = "x' onmouseover='alert(3)"
+    cell = CellResult.model_validate({**_cell(tmp_path, "chromium", 200.0).model_dump(),
+        "sdk": HOSTILE, "status": "failed", "behaviour": f"Rings {HOSTILE}",
+        "reason": f"console: {HOSTILE}", "evidence": {"console": str(tmp_path / "console.log")},
+        "proofs": [{"by": "far-end", "claim": f"the headers that arrived: X-PH-Evil={HOSTILE}", "ok": False,
+                    "details": {"headers": {"X-PH-Evil": HOSTILE, "X-PH-Quote": quote_break}}}]})
+    (tmp_path / "console.log").write_text(HOSTILE)
+    run = RunResult(rtcmatrix_version="0", matrix=f"m-{quote_break}.yaml", started_at=1.0, cells=[cell],
+                    claims={HOSTILE: {"source": HOSTILE, "rows": {"outbound-call": {"chromium": f"Supported {HOSTILE}"}}}})
+    report = write_html(run, tmp_path / "report.html")
+    dialogs, elements = [], {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(report.as_uri())
+            page.mouse.move(10, 10)
+            for d in page.locator("details").all():
+                d.evaluate("(e) => e.open = true")
+            page.hover("body")
+            elements = page.evaluate("""() => ({
+                scripts: document.querySelectorAll('script').length,
+                imgs: document.querySelectorAll('img').length,
+                handlers: [...document.querySelectorAll('*')].filter(e => [...e.attributes].some(a => a.name.startsWith('on'))).length,
+                text: document.body.innerText })""")
+        finally:
+            browser.close()
+    assert dialogs == [] and elements["scripts"] == 0 and elements["imgs"] == 0 and elements["handlers"] == 0
+    assert HOSTILE in elements["text"] and quote_break in elements["text"]

@@ -86,6 +86,10 @@ def test_default_matrix_acceptance(tmp_path: Path):
     _read_report_in_a_browser(out / "report.html", cells=12)
     suite = ET.parse(out / "junit.xml").getroot()
     assert int(suite.find("testsuite").get("tests")) == 12
+    for case in suite.iter("testcase"):  # CI reads each cell's status and proofs off junit.xml
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        assert props["rtcm_status"] in ("supported", "not-supported"), (case.get("name"), props)
+        assert props["rtcm_proven_by"] and any(k.startswith("rtcm_proof_") for k in props), props
     assert not _leftovers_after(before)
     _history_shows_a_planted_change(out, proc.stdout)
 
