@@ -134,3 +134,23 @@ def sparkline(values: list[float | None], title: str) -> str:
     chart.add(title, values)
     return _svg(chart, chart.render_sparkline(width=160, height=36, is_unicode=True, style=STYLE, js=[],
                                               disable_xml_declaration=True))
+
+
+def link_configured_and_measured(link) -> list[str]:
+    """Per direction, the delay and loss the profile asked for beside what the link check measured
+    (a rate too, where one was set): one small bar chart each."""
+    if not link or not link.measured:
+        return []
+    charts = []
+    for title, conf_key, meas_key in (("Delay, one way (ms)", "delay_ms", "delay_ms_mean"),
+                                      ("Loss (%)", "loss_pct", "loss_pct"), ("Rate (kbit/s)", "rate_kbit", "rate_kbit")):
+        configured = [link.configured[d].get(conf_key) for d in ("uplink", "downlink")]
+        measured = [link.measured[d].get(meas_key) for d in ("uplink", "downlink")]
+        if conf_key == "rate_kbit" and not any(configured):
+            continue
+        chart = pygal.Bar(title=title, width=260, height=200, print_values=True, legend_at_bottom=True, **CONFIG)
+        chart.x_labels = ["uplink", "downlink"]
+        chart.add("configured", [None if v is None else round(v, 2) for v in configured])
+        chart.add("measured", [None if v is None else round(v, 2) for v in measured])
+        charts.append(_svg(chart))
+    return charts

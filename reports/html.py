@@ -33,6 +33,7 @@ def write_html(run: RunResult, path: Path) -> Path:
         return os.path.relpath(target, path.parent)
 
     html = _env().get_template("report.html.j2").render(run=run, view=view, views=per_sdk(run), rel=rel,
-                                                        across=charts.across_browsers, timeline=charts.cell_timeline)
+                                                        across=charts.across_browsers, timeline=charts.cell_timeline,
+                                                        link_chart=charts.link_configured_and_measured)
     path.write_text(html)
     return path

@@ -97,3 +97,22 @@ def test_hostile_strings_stay_text_in_a_real_browser(tmp_path: Path):
             browser.close()
     assert dialogs == [] and elements["scripts"] == 0 and elements["imgs"] == 0 and elements["handlers"] == 0
     assert HOSTILE in elements["text"] and quote_break in elements["text"]
+
+
+def test_the_link_as_configured_beside_the_link_as_measured():
+    from reports.charts import link_configured_and_measured
+    from reports.results import LinkRecord
+
+    def direction(delay, rate):
+        return {"delay_ms": delay, "loss_pct": 1.0, "rate_kbit": rate}
+
+    link = LinkRecord(backend="uml-netem", configured={"uplink": direction(100, 330), "downlink": direction(100, 780)},
+                      measured={"uplink": {"delay_ms_mean": 103.6, "loss_pct": 0.8, "rate_kbit": 329.5},
+                                "downlink": {"delay_ms_mean": 101.6, "loss_pct": 1.3, "rate_kbit": 779.0}})
+    svgs = link_configured_and_measured(link)
+    assert [re.search(r"<title>([^<]+)</title>", s).group(1) for s in svgs] == \
+        ["Delay, one way (ms)", "Loss (%)", "Rate (kbit/s)"]
+    assert "103.6" in svgs[0] and "779" in svgs[2] and all("<script" not in s for s in svgs)
+    link.configured = {"uplink": direction(0, None), "downlink": direction(0, None)}
+    assert len(link_configured_and_measured(link)) == 2  # no rate set: no rate chart
+    assert link_configured_and_measured(LinkRecord(backend="uml-netem", configured={})) == []
