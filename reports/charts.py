@@ -6,7 +6,8 @@ that script is taken out of every chart.
 
 - per profile, one small bar chart per headline metric across the browsers;
 - per cell, the call's getStats series over time (RTT, jitter, loss, bitrate) with the SDK's
-  quality events on the same axis.
+  quality events and the schedule's steps (when netem had each) on the same axis;
+- per profile, the link as configured beside the link as measured.
 """
 
 from __future__ import annotations
@@ -125,7 +126,24 @@ def cell_timeline(cell: CellResult) -> str | None:
         pts = [{"value": (x, 0), "label": name} for x, name, r in marks if r is raised]
         if pts:
             chart.add("quality warning raised" if raised else "quality warning cleared", pts, stroke=False, dots_size=5)
+    steps = schedule_steps(cell, series[0]["t"], series[-1]["t"])
+    if steps:
+        chart.add("schedule step in netem", [{"value": (x, 0), "label": name} for x, name in steps], stroke=False,
+                  dots_size=4)
     return _svg(chart)
+
+
+def schedule_steps(cell: CellResult, first_ms: float, last_ms: float) -> list[tuple[float, str]]:
+    """(seconds on the series' axis, profile) for each schedule step netem really had during the series."""
+    schedule = cell.link.schedule if cell.link else None
+    if not schedule or not schedule.get("started_at"):
+        return []
+    out = []
+    for step in schedule.get("applied") or []:
+        at_ms = 1000 * (schedule["started_at"] + step["applied_s"])
+        if first_ms <= at_ms <= last_ms:
+            out.append((round((at_ms - first_ms) / 1000, 2), str(step["profile"])))
+    return out
 
 
 def sparkline(values: list[float | None], title: str) -> str:

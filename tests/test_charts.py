@@ -116,3 +116,17 @@ def test_the_link_as_configured_beside_the_link_as_measured():
     link.configured = {"uplink": direction(0, None), "downlink": direction(0, None)}
     assert len(link_configured_and_measured(link)) == 2  # no rate set: no rate chart
     assert link_configured_and_measured(LinkRecord(backend="uml-netem", configured={})) == []
+
+
+def test_schedule_steps_on_the_calls_axis(tmp_path: Path):
+    from reports.charts import schedule_steps
+    from reports.results import LinkRecord
+
+    cell = _cell(tmp_path, "chromium", 200.0)
+    cell.link = LinkRecord(backend="uml-netem", configured={}, schedule={
+        "name": "lift", "started_at": 999.0, "applied": [
+            {"index": 0, "profile": "4g", "applied_s": 0.0}, {"index": 1, "profile": "doors", "applied_s": 3.5},
+            {"index": 2, "profile": "3g", "applied_s": 60.0}]})
+    # the series runs from t=1000 s to 1006 s: the first step is before it, the last after it
+    assert schedule_steps(cell, 1_000_000, 1_006_000) == [(2.5, "doors")]
+    assert "schedule step in netem" in cell_timeline(cell)
