@@ -137,7 +137,8 @@ def _read_report_in_a_browser(report: Path, cells: int) -> None:
             assert page.locator("h3", has_text="Features").count() == 2  # one per profile
             assert page.locator(".charts svg").count() >= 2 * 4, "the per-profile charts"
             assert page.locator("details svg").count() >= 4, "the calls' timelines"
-            assert page.locator("details").count() == cells
+            assert page.locator("details.cell").count() == cells
+            assert page.locator("td details.evidence").count() == cells  # each matrix cell opens on its proofs
             page.screenshot(path=str(report.with_name("report.png")), full_page=True)
         finally:
             browser.close()
