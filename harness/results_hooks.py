@@ -50,14 +50,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.outcome, report.longrepr = "passed", None  # a finding, not a failure
     rec = item.stash.get(CELL_RUN, None)
     if call.when == "call" and rec is not None:
-        # junit.xml's properties per cell: what CI shows without opening results.json.
+        # The cell as CI reads it without opening results.json. junit.xml takes its properties from
+        # the teardown report, which copies the item's: so they go on the item as well.
         status = rec.status.value if report.passed else (Status.skipped if report.skipped else Status.failed).value
-        report.user_properties.append(("rtcm_status", status))
-        if rec.behaviour:
-            report.user_properties.append(("rtcm_behaviour", rec.behaviour))
-        report.user_properties.append(("rtcm_proven_by", ", ".join(rec.proven_by) or "-"))
-        for n, p in enumerate(rec.proofs, 1):
-            report.user_properties.append((f"rtcm_proof_{n}", f"{'ok' if p.ok else 'NOT'} [{p.by}] {p.claim}"))
+        props = [("rtcm_status", status)] + ([("rtcm_behaviour", rec.behaviour)] if rec.behaviour else []) \
+            + [("rtcm_proven_by", ", ".join(rec.proven_by) or "-")] \
+            + [(f"rtcm_proof_{n}", f"{'ok' if p.ok else 'NOT'} [{p.by}] {p.claim}") for n, p in enumerate(rec.proofs, 1)]
+        report.user_properties.extend(props)
+        item.user_properties.extend(props)
     reports = item.stash.setdefault(REPORTS, {})
     reports[report.when] = report
     if report.when == "teardown" and "cell" in getattr(item, "fixturenames", ()):

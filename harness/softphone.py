@@ -19,6 +19,10 @@ class CallFailed(AssertionError):
     pass
 
 
+HAS_RTT_JS = """() => rtcm.stats.some((s) => (s.entries || []).some((e) =>
+    (e.type === "remote-inbound-rtp" && e.roundTripTime) || (e.type === "candidate-pair" && e.currentRoundTripTime)))"""
+
+
 class Softphone:
     def __init__(self, page: Page, far_end: FarEnd, phase=None):
         self.page = page
@@ -120,11 +124,18 @@ class Softphone:
             time.sleep(seconds)
         self._read_heap("idle")
 
-    def measure(self, seconds: float, interval_ms: int = 1000):
-        """Sample getStats for a while; returns the metrics of that window."""
+    def measure(self, seconds: float, interval_ms: int = 1000, rtt_grace_s: float = 0.0):
+        """Sample getStats for a while; returns the metrics of that window.
+
+        `rtt_grace_s`: sample on, up to that long, until the browser has a round trip. An engine that
+        reads it only from the far end's RTCP reports (Firefox: remote-inbound-rtp, every ~5 s) can
+        lose both of a 10 s window's reports on a lossy link."""
         self.page.evaluate("(ms) => rtcm.startStats(ms)", interval_ms)
         with self.phase("media"), self._in_state("call"):
             time.sleep(seconds)
+            deadline = time.monotonic() + rtt_grace_s
+            while time.monotonic() < deadline and not self.page.evaluate(HAS_RTT_JS):
+                time.sleep(0.5)
         self._read_heap("call")
         self.page.evaluate("() => rtcm.stopStats()")
         window = self.page.evaluate("rtcm.takeStats()")
