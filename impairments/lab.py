@@ -169,10 +169,10 @@ class Lab:
         macs = router.macs()
         router.neighbours({router.client_if: [(self.client_ip, end_mac(self.client_ns, self.client_if))],
                            router.server_if: [(self.server_ip, end_mac(self.server_ns, self.server_if))]})
-        for ns_name, gateway, side in ((self.client_ns, self.client_gw, router.client_if),
-                                       (self.server_ns, self.server_gw, router.server_if)):
+        for ns_name, ifname, gateway, side in ((self.client_ns, self.client_if, self.client_gw, router.client_if),
+                                               (self.server_ns, self.server_if, self.server_gw, router.server_if)):
             with NetNS(ns_name) as ns:
-                neighbours.add(ns, self.client_if if ns_name == self.client_ns else self.server_if, gateway, macs[side])
+                neighbours.add(ns, ifname, gateway, macs[side])
 
     def _address_end(self, ns_name: str, ifname: str, address: str, gateway: str) -> None:
         for key in ("net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"):
