@@ -27,6 +27,7 @@ import numpy as np
 import pulsectl
 
 from harness.audio.analysis import dominant_hz, read_wav
+from harness.audio.arrivals import Arrivals
 
 RATE = 48_000
 START_TIMEOUT_S = 10.0
@@ -128,6 +129,7 @@ class AudioServer:
         self._speakers = {n: _Speaker(n, self.workdir / f"speaker-{n}.raw", self.workdir / f"speaker-{n}.wav",
                                       f"rtcm speaker {n}") for n in speakers}
         self._loops: dict[str, _Loop] = {}
+        self._arrivals: Arrivals | None = None  # the recordings' growth: wall clock <-> recording time
         self._watchdog: subprocess.Popen | None = None
         self._lifeline: int | None = None
         self.started_s: float | None = None  # how long start() took
@@ -253,12 +255,14 @@ class AudioServer:
                 if time.monotonic() > deadline:
                     raise AudioError(f"speaker {spk.name}: nothing recorded within {START_TIMEOUT_S:.0f} s")
                 time.sleep(0.002)
-            # From its first sample on the recording is continuous: this maps wall clock to offset.
             spk.started_at = time.time() - spk.raw.stat().st_size / 2 / RATE
+        self._arrivals = Arrivals(lambda: [s.raw for s in self._speakers.values()], step_s=0.04, raw=(2, RATE))
 
     def stop(self) -> None:
         """Idempotent, and safe after a failed start; the recordings stay readable."""
         self._loops.clear()  # their modules die with the daemon
+        if self._arrivals is not None:
+            self._arrivals.stop()
         for mic in self._mics.values():
             mic.stop.set()
         for spk in self._speakers.values():
@@ -372,11 +376,14 @@ class AudioServer:
         return spk.wav
 
     def offset_s(self, name: str, at: float) -> float:
-        """Where wall-clock time `at` (time.time()) falls in speaker `name`'s recording (+/- 20 ms)."""
-        started = self._speakers[name].started_at
-        if started is None:
+        """Where wall-clock time `at` (time.time()) falls in speaker `name`'s recording (+/- 40 ms).
+        From the recording's growth, not its first sample: a loaded machine's null sink renders late
+        and loses time (measured: 9 s in 3 min with two workers), which a fixed start hides."""
+        spk = self._speakers[name]
+        if spk.started_at is None:
             raise AudioError(f"speaker {name} is not recording")
-        return at - started
+        position = self._arrivals.position(spk.raw, at) if self._arrivals else None
+        return at - spk.started_at if position is None else position
 
     def _pulse(self) -> pulsectl.Pulse:
         return pulsectl.Pulse("rtcmatrix-audio", server=f"unix:{self.socket}")

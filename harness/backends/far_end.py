@@ -6,85 +6,12 @@ rtcmatrix's own far end."""
 from __future__ import annotations
 
 import re
-import struct
-import threading
-from pathlib import Path
 
 from harness.audio.analysis import heard
+from harness.audio.arrivals import Arrivals
 from harness.backends.sip.backend import FAREND_PORT, SipBackend
 from harness.backends.sip.procs import wait_for
 from harness.backends.sip.truth import read_growing_wav
-
-
-def _wav_format(head: bytes) -> tuple[int, int, int] | None:
-    """(data offset, bytes per frame, rate) of a WAV header, or None."""
-    data = head.find(b"data")
-    if head[:4] != b"RIFF" or data < 0:
-        return None
-    channels, rate = struct.unpack_from("<HI", head, 22)
-    bits = struct.unpack_from("<H", head, 34)[0]
-    return data + 8, max(1, channels * bits // 8), rate
-
-
-class Arrivals:
-    """When each stretch of the far end's recordings arrived. sndfile writes a frame as it is
-    decoded and writes nothing while no packet comes, so the file alone hides a network gap; its
-    growth, sampled every 40 ms, maps each sample to wall time and shows the gaps."""
-
-    def __init__(self, files, step_s: float = 0.04):
-        self.files, self.step_s = files, step_s
-        self.growth: dict[Path, list[tuple[float, float]]] = {}  # file -> [(wall time, seconds recorded)]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sip-recording-arrivals", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.step_s):
-            try:
-                for path in self.files():
-                    self._sample(path)
-            except Exception:  # a file that vanished or is half-written: the next pass sees it
-                continue
-
-    def _sample(self, path: Path) -> None:
-        st = path.stat()
-        with open(path, "rb") as f:
-            fmt = _wav_format(f.read(512))
-        if fmt is None:
-            return
-        offset, frame, rate = fmt
-        seconds = max(0, st.st_size - offset) / frame / rate
-        points = self.growth.setdefault(path, [])
-        if not points or seconds > points[-1][1]:
-            points.append((st.st_mtime, seconds))
-
-    def epoch(self, path: Path, t: float) -> float | None:
-        """Wall time at which the sample `t` seconds into the recording arrived."""
-        points = self.growth.get(path) or []
-        if not points or points[-1][1] < t:
-            try:
-                self._sample(path)
-            except OSError:
-                pass
-            points = self.growth.get(path) or []
-        for wall, recorded in points:
-            if recorded >= t:
-                return wall - (recorded - t)
-        return points[-1][0] + (t - points[-1][1]) if points else None
-
-    def gaps(self, path: Path, min_s: float = 0.1) -> list[tuple[float, float, float]]:
-        """(recording time, wall start, wall end) where wall time ran on and no audio arrived."""
-        points = self.growth.get(path) or []
-        out = []
-        for (w0, r0), (w1, r1) in zip(points, points[1:]):
-            lost = (w1 - w0) - (r1 - r0)
-            if lost >= min_s:
-                out.append((r0, w0, w0 + lost))
-        return out
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
 
 
 def x_headers(text: str) -> dict[str, str]:
