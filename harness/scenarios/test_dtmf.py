@@ -14,6 +14,7 @@ On a link that loses packets, 11 of 12 digits exact and in order is degraded; fe
 On a lossless link anything but all 12 is failed.
 """
 
+import re
 import time
 
 import pytest
@@ -78,6 +79,16 @@ def _lacking(info: dict, phone, mode: str) -> tuple[str, str, str] | None:
     return None
 
 
+def _telephone_event_clock(phone) -> dict:
+    """The send codec's clock and the telephone-event clocks the remote description offers: a
+    browser sends RFC 4733 only at its send codec's clock (an Opus call needs telephone-event/48000)."""
+    media = phone.page.evaluate("rtcm.probe.media()")
+    codec = next((m["codec"] for m in media if m.get("codec")), None) or {}
+    remote = "\n".join(d.get("remote") or "" for d in phone.page.evaluate("rtcm.probe.sdp()"))
+    clocks = sorted({int(c) for c in re.findall(r"^a=rtpmap:\d+ telephone-event/(\d+)", remote, re.M | re.I)})
+    return {"send_codec": codec.get("mimeType"), "send_clock": codec.get("clockRate"), "remote_telephone_event": clocks}
+
+
 def _modes(info: dict) -> tuple[str, ...]:
     """The media modes every SDK is asked for, plus SIP INFO where the SDK offers it (a signalling
     mode: SDKs such as Plivo's send DTMF only that way)."""
@@ -96,7 +107,8 @@ def _send(softphone, far_end, call_id: str, mode: str) -> dict:
     new = {m: heard.get(m, [])[len(before.get(m, [])):] for m in LATENCY_BASIS}
     sent = [e for e in softphone.events() if e["type"] == "dtmfSent" and e["detail"].get("mode") == mode
             and e["t"] / 1000 >= asked - 0.05]
-    return {"result": result, "sent": sent, "got": new[mode],
+    clocks = _telephone_event_clock(softphone) if mode == "rfc4733" else None
+    return {"result": result, "sent": sent, "got": new[mode], "clocks": clocks,
             "crossed": [d | {"mode": m} for m, got in new.items() if m != mode for d in got], "far_end": heard}
 
 
@@ -124,10 +136,16 @@ def test_dtmf(cell, softphone, far_end):
                    result=run["result"], dtmf_sent_events=len(sent))
         got = "".join(d["digit"] for d in got_list)
         pairs = _aligned(DIGITS, got)
+        if mode == "rfc4733" and got != DIGITS:  # why: the browser sends RFC 4733 at its codec's clock only
+            clocks = run["clocks"]
+            cell.prove("page", "the answer offers telephone-event at the send codec's clock",
+                       clocks["send_clock"] in clocks["remote_telephone_event"], **clocks)
         latency = [round(1000 * (got_list[j]["arrived_at"] - sent[i]["t"] / 1000)) for i, j in pairs if i < len(sent)]
         figures[mode] = {"heard": got, "in_order": len(pairs), "latency_ms": latency,
                          "mean_latency_ms": round(sum(latency) / len(latency)) if latency else None,
                          "max_latency_ms": max(latency) if latency else None, "latency_basis": LATENCY_BASIS[mode]}
+        if latency and cell.metrics.dtmf_latency_ms is None:
+            cell.metrics.dtmf_latency_ms = figures[mode]["mean_latency_ms"]
         exact = got == DIGITS
         enough = len(pairs) >= DEGRADED_MIN if lossy else exact
         cell.prove("far-end", f"the far end received {DIGITS} as {mode} DTMF, in order"
