@@ -7,7 +7,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.engines.base import BrowserSpec
 from harness.sdks import BUILTIN, WORKAROUNDS, Sdk
@@ -39,6 +39,16 @@ class Options(BaseModel):
     page: dict[str, str | int | float | bool | dict] = Field(
         default={}, description="SDK options on the test page's URL (as an app configures its SDK), e.g. "
                                 "{audioConstraints: {echoCancellation: false}}")
+    r0: dict[str, float] = Field(default={}, description="the E-model's R0 per codec, e.g. {opus: 95} as Plivo "
+                                                         "computes its MOS; G.107's 93.2 for a codec not named")
+
+    @field_validator("r0")
+    @classmethod
+    def _r0_per_codec(cls, table: dict[str, float]) -> dict[str, float]:
+        for codec, r0 in table.items():
+            if not 50 <= r0 <= 120:
+                raise ValueError(f"R0 for {codec!r} is {r0:g}; use a value from 50 to 120 (G.107's default is 93.2)")
+        return {codec.lower(): r0 for codec, r0 in table.items()}
 
 
 class Column(BaseModel):

@@ -323,7 +323,7 @@ def softphone(request: pytest.FixtureRequest, cell: CellRun, browsers: BrowserPo
     except BrowserMissing as err:
         pytest.fail(str(err), pytrace=False)
     cell.browser_version = browser.version
-    phone = Softphone(page, far_end, phase=cell.phase)
+    phone = Softphone(page, far_end, phase=cell.phase, r0=cell.options.r0)
     if browser.process_roots:
         phone.processes = ProcessSampler(list(browser.process_roots)).start()
     try:

@@ -24,8 +24,9 @@ HAS_RTT_JS = """() => rtcm.stats.some((s) => (s.entries || []).some((e) =>
 
 
 class Softphone:
-    def __init__(self, page: Page, far_end: FarEnd, phase=None):
+    def __init__(self, page: Page, far_end: FarEnd, phase=None, r0: dict[str, float] | None = None):
         self.page = page
+        self.r0 = r0  # the E-model's R0 per codec (the matrix's option)
         self.phase = phase or (lambda name: contextlib.nullcontext())  # CellRun.phase: where the time went
         self.far_end = far_end
         self.page_url = far_end.url
@@ -37,6 +38,8 @@ class Softphone:
         self.capabilities: dict = {}
         self.processes = None  # a ProcessSampler of the browser's processes, where they are ours to read
         self.js_heap_mb: dict[str, float] = {}  # state -> the largest used JS heap read in it
+        self.login_s: float | None = None
+        self.ws_at_dial: dict | None = None  # the page's WebSocket counters when it dialled
 
     def open(self, adapter: str = "reference", **query: str) -> dict:
         """Load the test page with an adapter; returns the adapter's facts and the page's capabilities."""
@@ -65,9 +68,11 @@ class Softphone:
     def login(self, username: str = "alice", password: str | None = None) -> None:
         """Log in with this run's credentials for `username` (or the password given)."""
         password = password or self.far_end.credentials(username)["password"]
+        started = time.monotonic()
         with self.phase("login"):
             self.page.evaluate("([server, username, password]) => rtcm.login({server, username, password})",
                                [self.ws_url, username, password])
+        self.login_s = round(time.monotonic() - started, 3)
 
     def call(self, destination: str = "echo", audio_processing: bool = False, headers: dict | None = None,
              input_device: str | None = None, **options) -> str:
@@ -78,6 +83,7 @@ class Softphone:
             constraints["deviceId"] = {"exact": input_device}
         if constraints:
             opts["audioConstraints"] = constraints
+        self.ws_at_dial = self.websocket()
         self.called_at = time.time()
         with self.phase("call"):
             self.call_id = self.page.evaluate("([to, opts]) => rtcm.call(to, opts)", [destination, opts])
@@ -85,6 +91,17 @@ class Softphone:
 
     def events(self) -> list[dict]:
         return self.page.evaluate("rtcm.events")
+
+    def websocket(self) -> dict:
+        """The page's WebSocket counters so far: bytes and frames each way, sockets opened."""
+        return self.page.evaluate("() => rtcm.probe.websocket()")
+
+    def call_signalling(self) -> dict | None:
+        """Bytes and frames over the page's WebSockets since it dialled."""
+        if self.ws_at_dial is None:
+            return None
+        now = self.websocket()
+        return {k: now[k] - self.ws_at_dial.get(k, 0) for k in now}
 
     def console(self) -> list[str]:
         return self.page.console()
@@ -140,7 +157,7 @@ class Softphone:
         self.page.evaluate("() => rtcm.stopStats()")
         window = self.page.evaluate("rtcm.takeStats()")
         self.series += window
-        return summarise(window, self.connect_s)
+        return summarise(window, self.connect_s, self.r0)
 
     def devices(self) -> list[dict]:
         return self.page.evaluate("() => rtcm.devices()")

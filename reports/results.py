@@ -97,6 +97,25 @@ class Metrics(BaseModel):
     process_idle_samples: int | None = None
     process_call_samples: int | None = None
     sampler_cpu_pct: float | None = None  # the sampler's own thread, % of one core
+    # The E-model's inputs beyond the network: the call's codec (getStats) and the R0 used for it
+    # (matrix option r0, per codec; ITU-T G.107's 93.2 where it names none).
+    codec: str | None = None
+    mos_r0: float | None = None
+    # The far end's RTCP round trip (RFC 3550 6.4.1: now - LSR - DLSR of each receiver report the
+    # browser sent about the far end's audio), median over the measured window. SRTCP hides those
+    # fields on the wire; the far end holds the keys. Reference far end only.
+    rtcp_rtt_ms: float | None = None
+    rtcp_rtt_samples: int | None = None
+    # The call's timing, in seconds. connect_s is dial to answered (the SDK's connected event).
+    login_s: float | None = None  # login() to registered
+    ringing_s: float | None = None  # dial to the SDK's ringing event
+    first_audio_s: float | None = None  # dial to the first audio the far end heard from the browser
+    dtmf_latency_ms: float | None = None  # mean, the page's dtmfSent to the far end's detection
+    reconnect_s: float | None = None  # the link back to registered again, after a network drop
+    # Signalling the page exchanged over its WebSockets from dial to hang-up (harness.js counts the
+    # frames whatever the SDK): bytes each way.
+    call_ws_sent_bytes: int | None = None
+    call_ws_received_bytes: int | None = None
 
 
 class LinkRecord(BaseModel):

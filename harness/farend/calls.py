@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.farend.dtmf import detect_inband
 from harness.farend.listener import SILENCE_DBFS, WINDOW_S, Listener
-from harness.farend.media import GatedTrack, RtpTap
+from harness.farend.media import GatedTrack, RtcpRttTap, RtpTap
 
 RATE = 48_000
 
@@ -34,6 +34,7 @@ class Call:
     session: Any = None                # the signalling session that carries the call now
     listener: Listener | None = None
     tap: RtpTap | None = None
+    rtcp: RtcpRttTap | None = None
     out_track: GatedTrack | None = None
     state: str = "new"
     ended_at: float | None = None
@@ -100,6 +101,8 @@ class Call:
             "dtmf_payload_types": self.negotiated.get("dtmf", []),
             "sent_opus_bitrate": self.sent_opus_bitrate,
             "received": self.tap.bitrate() if self.tap else None,
+            # [when, ms]: each receiver report's round trip (now - LSR - DLSR), for the audio we send
+            "rtcp_rtt_ms": [list(s) for s in self.rtcp.samples] if self.rtcp else [],
             "dtmf": {"rfc4733": [{"digit": d["digit"], "arrived_at": d["arrived_at"], "t_s": d["t_s"],
                                   "duration_ms": d["duration_ms"], "ended": d["ended"]} for d in self.rfc4733()]},
             "far_end_muted": bool(self.out_track and self.out_track.muted),

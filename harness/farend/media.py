@@ -178,3 +178,28 @@ class GatedTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self.source.stop()
+
+
+class RtcpRttTap:
+    """Sits in front of an RTCRtpSender: the round trip of each receiver report the browser sends
+    back about our audio (RFC 3550 6.4.1: now - LSR - DLSR). SRTCP hides these fields on the wire;
+    the far end holds the keys. aiortc keeps only a smoothed figure, so each raw one is kept here."""
+
+    def __init__(self, sender):
+        self.sender = sender
+        self.samples: list[tuple[float, float]] = []  # (when, rtt in ms)
+        self._next = sender._handle_rtcp_packet
+        sender._handle_rtcp_packet = self._handle
+
+    async def _handle(self, packet) -> None:
+        lsr = getattr(self.sender, "_RTCRtpSender__lsr", None)
+        lsr_time = getattr(self.sender, "_RTCRtpSender__lsr_time", None)
+        for report in getattr(packet, "reports", None) or []:
+            if report.ssrc == self.sender._ssrc and lsr is not None and report.lsr == lsr and report.dlsr:
+                now = time.time()
+                self.samples.append((now, round(1000 * (now - lsr_time - report.dlsr / 65536), 2)))
+        await self._next(packet)
+
+    def between(self, start: float | None = None, end: float | None = None) -> list[float]:
+        return [ms for at, ms in self.samples if (start is None or at >= start) and (end is None or at <= end)]
+

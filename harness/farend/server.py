@@ -28,7 +28,7 @@ from harness.farend.auth import LEGACY_ENV, LEGACY_PASSWORD, SECRET_ENV, Credent
 from harness.farend.calls import Call, CallError
 from harness.farend.control import control_app
 from harness.farend.listener import Listener
-from harness.farend.media import OPUS_BITRATE, GatedTrack, RtpTap, enable_telephone_event, limit_opus
+from harness.farend.media import OPUS_BITRATE, GatedTrack, RtcpRttTap, RtpTap, enable_telephone_event, limit_opus
 from harness.farend.signalling import Session, beacon, signalling
 from harness.sdks import BUILTIN
 
@@ -119,6 +119,9 @@ class FarEndServer:
         for receiver in call.pc.getReceivers():
             if receiver.track and receiver.track.kind == "audio" and call.tap is None:
                 call.tap = RtpTap(receiver, dtmf_pts, call.start)
+        for sender in call.pc.getSenders():
+            if sender.track and sender.track.kind == "audio" and call.rtcp is None:
+                call.rtcp = RtcpRttTap(sender)
         asked = sdp.max_average_bitrate(browser_sdp)
         call.sent_opus_bitrate = limit_opus(call.pc, min(self.opus_bitrate, asked or self.opus_bitrate))
 

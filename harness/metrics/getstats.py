@@ -14,6 +14,21 @@ from reports.results import Metrics
 R0 = 93.2
 
 
+def r0_for(codec: str | None, table: dict[str, float] | None = None) -> float:
+    """The R0 a matrix gives this codec (option `r0`, keyed by codec name), else G.107's default."""
+    return (table or {}).get((codec or "").lower(), R0)
+
+
+def codec_of(series: list[dict]) -> str | None:
+    """The codec the browser sends with (its outbound audio's codecId), as a lowercase name."""
+    for sample in reversed(series):
+        for out in _of(sample, "outbound-rtp"):
+            codec = next((e for e in sample["entries"] if e["type"] == "codec" and e.get("id") == out.get("codecId")), None)
+            if codec and codec.get("mimeType"):
+                return codec["mimeType"].split("/")[-1].lower()
+    return None
+
+
 def mos(rtt_ms: float, jitter_ms: float, loss_pct: float, r0: float = R0) -> float:
     """Simplified E-model: effective latency, a latency penalty, 2.5 R per percent of loss."""
     le = rtt_ms + 2 * jitter_ms + 10
@@ -54,7 +69,7 @@ def rtt_series(series: list[dict]) -> tuple[list[float], str | None]:
     return stun, ("candidate-pair.currentRoundTripTime" if stun else None)
 
 
-def summarise(series: list[dict], connect_s: float | None = None) -> Metrics:
+def summarise(series: list[dict], connect_s: float | None = None, r0: dict[str, float] | None = None) -> Metrics:
     if not series:
         return Metrics(connect_s=connect_s)
     rtts, source = rtt_series(series)
@@ -88,8 +103,10 @@ def summarise(series: list[dict], connect_s: float | None = None) -> Metrics:
         uplink_jitter_ms=statistics.median(up_jitters) if up_jitters else None,
         uplink_loss_pct=_uplink_loss(first, last),
     )
+    m.codec = codec_of(series)
+    m.mos_r0 = r0_for(m.codec, r0)
     if m.rtt_ms is not None and m.jitter_ms is not None:
-        m.mos = round(mos(m.rtt_ms, m.jitter_ms, m.packet_loss_pct or 0.0), 2)
+        m.mos = round(mos(m.rtt_ms, m.jitter_ms, m.packet_loss_pct or 0.0, m.mos_r0), 2)
     return m
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 
-from harness.metrics.getstats import mos
+from harness.metrics.getstats import R0, mos
 from harness.wire import RtpStream
 from reports.results import LinkRecord, Metrics
 
@@ -34,5 +34,5 @@ def add_wire_view(metrics: Metrics, sent: list[RtpStream], link: LinkRecord | No
     metrics.wire_jitter_ms = stream.jitter_ms
     rtt = next((r for r in (metrics.wire_rtt_ms, metrics.link_rtt_ms, metrics.rtt_ms) if r is not None), None)
     if rtt is not None and stream.jitter_ms is not None:
-        metrics.wire_mos = round(mos(rtt, stream.jitter_ms, stream.loss_pct), 2)
+        metrics.wire_mos = round(mos(rtt, stream.jitter_ms, stream.loss_pct, metrics.mos_r0 or R0), 2)
     return metrics

@@ -11,6 +11,7 @@ import pytest
 
 from harness.farend.audio import TONE_HZ
 from harness.metrics.perceptual import downlink_score
+from harness.metrics.timing import add_call_timing, add_rtcp_rtt, add_signalling
 from harness.metrics.wire import add_wire_view
 from harness.scenarios.common import open_for_calls
 from harness.wire import WireTap
@@ -53,6 +54,9 @@ def test_outbound_call(cell, softphone, far_end, lab, browsers):
 
     heard = far_end.call(call_id)
     cell.keep("farend.json", heard)
+    timeline = far_end.timeline(call_id) if heard is not None else []
+    add_call_timing(cell.metrics, softphone, timeline)
+    add_rtcp_rtt(cell.metrics, (heard or {}).get("rtcp_rtt_ms") or [], start, end)
     cell.prove("far-end", "the far end answered this call", heard is not None and heard["heard"] is not None,
                call_id=call_id)
     audio = heard["heard"]
@@ -68,6 +72,7 @@ def test_outbound_call(cell, softphone, far_end, lab, browsers):
 
     softphone.hangup()
     ended = far_end.wait_ended(call_id)
+    add_signalling(cell.metrics, softphone.call_signalling())
     cell.prove("far-end", "the far end saw the browser hang up", ended["ended_by"] == "browser",
                ended_by=ended["ended_by"])
     if ended.get("recording"):

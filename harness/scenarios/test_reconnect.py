@@ -116,6 +116,7 @@ def test_reconnect(cell, softphone, far_end, lab):
     cell.keep("blackout.json", {"cut": cut, "restored": restored, "events": events, "logins": relogins,
                                 "registrations": registrations})
     rereg_s = round(up["t"] / 1000 - restored, 2) if up else None
+    cell.metrics.reconnect_s = rereg_s
     cell.prove("page", "the SDK logged back in by itself (registered, reconnect true), with no login() call",
                up is not None, registered_after_link_back_s=rereg_s, events=events)
     ok_logins = [e for e in relogins if e["ok"]]

@@ -51,6 +51,21 @@
     class Tracked extends Native { constructor(...args) { super(...args); peers.push(this); } }
     window.RTCPeerConnection = Tracked;
   }
+  // Signalling as the page exchanged it, whatever the SDK: bytes and frames over every WebSocket.
+  const ws = { sentBytes: 0, receivedBytes: 0, sentFrames: 0, receivedFrames: 0, opened: 0 };
+  const size = (d) => typeof d === "string" ? new TextEncoder().encode(d).length : (d && (d.byteLength ?? d.size)) || 0;
+  if (typeof window.WebSocket === "function") {
+    const NativeWS = window.WebSocket;
+    class TrackedWS extends NativeWS {
+      constructor(...args) {
+        super(...args);
+        ws.opened += 1;
+        this.addEventListener("message", (e) => { ws.receivedFrames += 1; ws.receivedBytes += size(e.data); });
+      }
+      send(data) { ws.sentFrames += 1; ws.sentBytes += size(data); return super.send(data); }
+    }
+    window.WebSocket = TrackedWS;
+  }
   const elements = new Set();
   if (window.HTMLMediaElement) {
     const play = HTMLMediaElement.prototype.play;
@@ -59,6 +74,7 @@
   const open = (all) => peers.filter((p) => all || p.connectionState !== "closed");
 
   rtcm.probe = {
+    websocket: () => Object.assign({}, ws),
     peers: (all) => open(all).map((p) => ({ connectionState: p.connectionState, signalingState: p.signalingState })),
     sdp: (all) => open(all).map((p) => ({ local: p.localDescription && p.localDescription.sdp,
                                           remote: p.remoteDescription && p.remoteDescription.sdp })),
