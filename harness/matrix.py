@@ -76,6 +76,9 @@ class SdkEntry(BaseModel):
     backend: str = Field(default="reference", pattern="^(reference|sip)$")
     sip_domain: str | None = None
     workarounds: list[str] = []
+    page: dict[str, str | int | float | bool | dict] = Field(
+        default={}, description="this SDK's options on the test page's URL, over options.page "
+                                "(e.g. {codecs: PCMU}, or {break: call} to show a probe fail)")
 
 
 class MatrixFile(BaseModel):
@@ -212,6 +215,8 @@ def _sdks(path: Path, spec: MatrixFile) -> dict[str, Sdk]:
                 fields |= {"adapter": rel(entry.adapter), "scripts": tuple(rel(p) for p in entry.scripts)}
             if entry.sip_domain:
                 fields["sip_domain"] = entry.sip_domain
+            if entry.page:
+                fields["page"] = dict(entry.page)
             sdk = base.model_copy(update=fields) if base else Sdk(**fields)
         if sdk.name in out:
             raise MatrixError(f"{path}: sdks[{n}]: two SDKs are named {sdk.name!r}")

@@ -299,7 +299,10 @@ def cell(request: pytest.FixtureRequest, rtcm_matrix: Matrix, rtcm_out: Path, _c
     the_cell: Cell = request.param
     evidence = rtcm_out / "cells" / the_cell.id
     spec = rtcm_matrix.specs.get(the_cell.browser)
-    run = CellRun(the_cell, rtcm_matrix.options, evidence, link=None, engine=spec.engine if spec else None)
+    options, sdk = rtcm_matrix.options, rtcm_matrix.sdks.get(the_cell.sdk)
+    if sdk is not None and sdk.page:  # the SDK entry's page options win over the matrix's
+        options = options.model_copy(update={"page": {**options.page, **sdk.page}})
+    run = CellRun(the_cell, options, evidence, link=None, engine=spec.engine if spec else None)
     request.node.stash[CELL_RUN] = run
     with run.phase("conditions"):
         run.link, scheduled = _conditions.enter(the_cell, phase=run.phase)

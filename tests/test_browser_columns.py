@@ -20,8 +20,13 @@ def runs(tmp_path_factory):
                                  {"name": "chromium-pixel7", "engine": "chromium", "device": "Pixel 7",
                                   "cpu_throttle": 4}],
                     "scenarios": ["devices", "background", "page-load"], "options": {"link_check_probes": 100}},
-        "broken": {"browsers": ["chromium"], "scenarios": ["devices"],
-                   "options": {"link_check_probes": 0, "break": "input"}}})
+        # Two broken reference SDKs on the same rows: one switches no input and goes quiet when
+        # hidden, the other sends no microphone audio at all; each row is red only where its own
+        # feature is broken, and make call stays green beside the first.
+        "broken": {"browsers": ["chromium"], "scenarios": ["devices", "background", "outbound-call"],
+                   "sdks": [{"name": "reference-deaf", "base": "reference", "page": {"break": "input,background"}},
+                            {"name": "reference-mute", "base": "reference", "page": {"break": "call"}}],
+                   "options": {"link_check_probes": 0, "stats_seconds": 2, "idle_seconds": 0}}})
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +91,20 @@ def test_engine_facts(columns):
 def test_broken_input_switch_fails_the_row(runs):
     """The probe can fail: with the SDK's input switch broken, the far end still hears 440 Hz."""
     cells = runs["broken"]
-    cell = cells[("chromium", "devices")]
+    cell = cells[("reference-deaf", "chromium", "devices")]
     assert cell["status"] == "failed" and "880 Hz" in cell["reason"]
     assert Path(cell["evidence"]["screenshot"]).exists() and Path(cell["evidence"]["trace"]).exists()
+
+
+def test_broken_background_and_call_fail_their_rows(runs):
+    """A microphone that goes quiet when hidden fails the background row at the far end while
+    make call stays green; an SDK that sends no audio fails make call on the wire."""
+    cells = runs["broken"]
+    hidden = cells[("reference-deaf", "chromium", "background")]
+    assert hidden["status"] == "failed", hidden["reason"]
+    assert "the far end kept hearing the browser while its page was hidden" in hidden["reason"]
+    assert cells[("reference-deaf", "chromium", "outbound-call")]["status"] == "supported"
+    silent = cells[("reference-mute", "chromium", "outbound-call")]
+    assert silent["status"] == "failed" and "RTP from the browser crossed the lab link" in silent["reason"], \
+        silent["reason"]
+    assert not proof(silent, "RTP from the browser crossed the lab link")["ok"]

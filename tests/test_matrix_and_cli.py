@@ -118,6 +118,11 @@ def test_sdk_axis_expands_and_filters(tmp_path):
     assert list(load(f, sdks=["jssip"]).sdks) == ["jssip"]
     with pytest.raises(MatrixError, match=r"--sdk nope: unknown SDK; known: reference, jssip, mine"):
         load(f, sdks=["nope"])
+    f.write_text("sdks: [reference, {name: reference-silent, base: reference, page: {break: call}}]\n"
+                 "browsers: [chromium]\nprofiles: [ideal]\nscenarios: [outbound-call]\noptions: {page: {dscp: true}}\n")
+    m = load(f, known_scenarios=list(SCENARIOS), known_browsers=list(ENGINES))
+    assert m.sdks["reference-silent"].page == {"break": "call"} and m.sdks["reference"].page == {}
+    assert m.sdks["reference-silent"].adapter == m.sdks["reference"].adapter
 
 
 @pytest.mark.parametrize("sdks, message", [

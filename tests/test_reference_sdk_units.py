@@ -67,7 +67,7 @@ def test_opus_fmtp_is_set_or_added():
 
 def test_break_names_are_the_documented_ones():
     got = run("[Object.keys(U.BREAKS), [...U.parseBreaks('dtmf, Mute,,nope')]]")
-    assert got[0] == ["dtmf", "mute", "headers", "input", "output", "quality", "reconnect", "bitrate", "dscp", "codec",
+    assert got[0] == ["call", "background", "dtmf", "mute", "headers", "input", "output", "quality", "reconnect", "bitrate", "dscp", "codec",
                       "feedback", "incoming", "unload", "notsupported"]
     assert got[1] == ["dtmf", "mute"]
     doc = (UTIL.parents[1] / "ADAPTER.md").read_text()

@@ -26,6 +26,7 @@ class Sdk(BaseModel):
     sip_domain: str | None = Field(default=None, description="the registrar's domain the SDK insists on")
     workarounds: tuple[Workaround, ...] = Field(
         default=(), description="backend workarounds for known SDK defects; off unless named")
+    page: dict = Field(default={}, description="options on the test page's URL for this SDK's cells")
     description: str = ""
 
     def missing(self) -> list[Path]:

@@ -104,6 +104,10 @@
 
     async _openMic() {
       this.mic = (await navigator.mediaDevices.getUserMedia(this._constraints())).getAudioTracks()[0];
+      if (this.breaks.has("background")) {
+        this._onVisibility = () => { if (this.mic) this.mic.enabled = document.visibilityState === "visible" && !this.muted; };
+        document.addEventListener("visibilitychange", this._onVisibility);
+      }
       if (this.options.dtmfMode === "inband" && typeof AudioContext === "function") this._ensureMixer();
     }
 
@@ -212,6 +216,7 @@
       await this._openMic();
       const pc = this._newPc();
       this._useSender(pc.addTrack(this._sendTrack(), new MediaStream([this.mic])));
+      if (this.breaks.has("call")) await this.sender.replaceTrack(null);
       this._codecPrefs(this.transceiver);
       await pc.setLocalDescription(await pc.createOffer());
       await this._gathered();
@@ -345,6 +350,7 @@
     _end(by, reason) { if (this.active) { this._set("ended", { by, reason: reason || null }); this._cleanup(); } }
 
     _cleanup() {
+      if (this._onVisibility) document.removeEventListener("visibilitychange", this._onVisibility);
       if (this.monitor) this.monitor.stop();
       if (this.mic) this.mic.stop();
       if (this.mixer) this.mixer.close();

@@ -16,6 +16,8 @@
 
   /* Each name switches off exactly one feature, so a probe can be shown to turn red. */
   const BREAKS = {
+    call: "calls connect but carry no microphone audio (the sender's track is removed)",
+    background: "the microphone goes quiet while the page is hidden",
     dtmf: "sendDtmf sends nothing (but still reports dtmfSent)",
     mute: "mute/unmute emit their events but leave the microphone track enabled",
     headers: "extra headers are sent as given, without the X-PH- rules",
