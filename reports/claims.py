@@ -1,6 +1,6 @@
 """A vendor's published compatibility table, as a specification to measure against.
 
-A claims file transcribes one table (e.g. the seed FAQ's first table for plivo-browser-sdk): per
+A claims file transcribes a vendor's tables (e.g. the seed FAQ's two for plivo-browser-sdk): per
 row (scenario) and column (browser), the vendor's words. The report prints those words beside the
 measured cell, verbatim, and flags the cell where what was measured disagrees with a claim that
 says plainly "Supported" or "Not supported". It never replaces a measurement by a claim.
@@ -24,6 +24,9 @@ class Claims(BaseModel):
     source: str = Field(min_length=1, description="where the table comes from, shown in the report")
     columns: dict[str, str] = {}  # our browser column -> the vendor's name for it
     rows: dict[str, dict[str, str]] = Field(min_length=1)  # scenario -> browser -> the vendor's words
+    # The vendor's performance table: a results.json metric (e.g. cpu_call_pct) -> browser -> its
+    # words, printed beside the measured figure (never compared: the words carry their own units).
+    performance: dict[str, dict[str, str]] = {}
 
 
 def load_claims(path: Path, scenarios: list[str] | None = None, browsers: list[str] | None = None) -> Claims:
@@ -38,6 +41,15 @@ def load_claims(path: Path, scenarios: list[str] | None = None, browsers: list[s
         for col in cols:
             if browsers is not None and col not in browsers:
                 raise ClaimsError(f"{path}: rows.{row}.{col}: unknown browser; known: {', '.join(browsers)}")
+    from reports.results import Metrics
+
+    for metric, cols in claims.performance.items():
+        if metric not in Metrics.model_fields:
+            raise ClaimsError(f"{path}: performance.{metric}: unknown metric; use a results.json metric name "
+                              "such as cpu_call_pct, mem_idle_pss_mb, rtt_ms (see reports/results.py)")
+        for col in cols:
+            if browsers is not None and col not in browsers:
+                raise ClaimsError(f"{path}: performance.{metric}.{col}: unknown browser; known: {', '.join(browsers)}")
     return claims
 
 

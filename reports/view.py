@@ -72,6 +72,10 @@ class MatrixView:
         """The vendor's words for this row and column, if the run carries its table."""
         return ((self.claims.get("rows") or {}).get(scenario) or {}).get(browser) if scenario else None
 
+    def performance_claim(self, attr: str, browser: str) -> str | None:
+        """The vendor's words for this figure and column (its performance table), if the run carries it."""
+        return ((self.claims.get("performance") or {}).get(attr) or {}).get(browser)
+
     def claim_differs(self, cell: CellResult | None) -> bool:
         return bool(cell) and differs(self.claim(cell.scenario, cell.browser), cell.status.value)
 

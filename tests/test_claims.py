@@ -19,6 +19,8 @@ def test_the_seed_table_loads_with_the_sdks_matrix():
     rows = m.claims["plivo"]["rows"]
     assert rows["quality-warnings"] == {"chromium": "Supported", "firefox": "Supported", "webkit": "Not supported"}
     assert rows["devices"]["firefox"] == "Not Supported"
+    perf = m.claims["plivo"]["performance"]
+    assert perf["cpu_call_pct"]["chromium"] == "Max 7%" and perf["rtt_ms"]["webkit"] == "150.48ms, 100.28ms"
 
 
 def test_claim_words_are_judged_only_when_plain():
@@ -32,9 +34,11 @@ def test_claim_words_are_judged_only_when_plain():
     ("{nope: x.yaml}", r"claims.nope: no SDK of the matrix is named 'nope'"),
     ("{plivo: missing.yaml}", r"claims.plivo: .*missing.yaml"),
     ("{plivo: c.yaml}", r"rows.calls: unknown scenario"),  # c.yaml names a row that is no scenario
+    ("{plivo: p.yaml}", r"performance.cpu: unknown metric; use a results.json metric name"),
 ])
 def test_bad_claims_name_the_field(tmp_path, claims, message):
     (tmp_path / "c.yaml").write_text("source: s\nrows: {calls: {chromium: Supported}}\n")
+    (tmp_path / "p.yaml").write_text("source: s\nrows: {mute: {chromium: Supported}}\nperformance: {cpu: {chromium: 7%}}\n")
     f = tmp_path / "m.yaml"
     f.write_text(f"sdks: [plivo]\nbrowsers: [chromium]\nprofiles: [ideal]\nscenarios: [mute]\nclaims: {claims}\n")
     with pytest.raises(MatrixError, match=message):
@@ -52,6 +56,21 @@ def test_report_prints_the_claim_verbatim_and_flags_a_difference(tmp_path):
     html = write_html(run, tmp_path / "r.html").read_text()
     assert "Plivo FAQ &lt;table 1&gt; says: Supported (differs from what was measured)" in html
     assert html.count("differs from what was measured") == 1
+
+
+def test_report_prints_the_vendors_figures_beside_the_measured_ones(tmp_path):
+    from reports.results import Metrics
+
+    run = RunResult(rtcmatrix_version="t", matrix="m", started_at=0,
+                    claims={"plivo": {"source": "Plivo FAQ", "rows": {"mute": {"chromium": "Supported"}},
+                                      "performance": {"cpu_call_pct": {"chromium": "Max 7% <on call>"}}}},
+                    cells=[CellResult(id="plivo-chromium-ideal-mute", sdk="plivo", browser="chromium", profile="ideal",
+                                      scenario="mute", feature=SCENARIOS["mute"], status=Status.supported,
+                                      metrics=Metrics(cpu_call_pct=23.4))])
+    html = write_html(run, tmp_path / "r.html").read_text()
+    row = html[html.index("CPU on call, max"):]
+    row = row[:row.index("</tr>")]
+    assert "23.4" in row and "Plivo FAQ says: Max 7% &lt;on call&gt;" in row
 
 
 def test_expect_bad_input_is_one_message_before_the_run(tmp_path):
