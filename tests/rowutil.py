@@ -10,19 +10,25 @@ from pathlib import Path
 CLI = [sys.executable, "-m", "harness.cli"]
 
 
-def start_matrix(tmp_path: Path, name: str, matrix: dict, workers: int = 1) -> tuple[subprocess.Popen, Path, Path]:
-    """Start `rtcmatrix run` on `matrix` (profiles default to [ideal]) in the background."""
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps({"name": name, "profiles": ["ideal"], **matrix}))
+def start_matrix(tmp_path: Path, name: str, matrix: dict | Path, workers: int = 1,
+                 args: list[str] = ()) -> tuple[subprocess.Popen, Path, Path]:
+    """Start `rtcmatrix run` on `matrix` (a dict, whose profiles default to [ideal], or a matrix
+    file as a user has it, filtered by `args`) in the background."""
+    if isinstance(matrix, dict):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"name": name, "profiles": ["ideal"], **matrix}))
+    else:
+        path = matrix
     out, log = tmp_path / name, tmp_path / f"{name}.log"
     with open(log, "w") as f:
-        proc = subprocess.Popen(CLI + ["run", "--matrix", str(path), "--out", str(out), "--workers", str(workers)],
-                                stdout=f, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(CLI + ["run", "--matrix", str(path), "--out", str(out), "--workers", str(workers),
+                                       *args], stdout=f, stderr=subprocess.STDOUT, text=True)
     return proc, out, log
 
 
 def finish_matrix(started: tuple[subprocess.Popen, Path, Path], timeout_s: float = 600) -> dict:
-    """Wait for a started run; returns {(browser, scenario): cell, (sdk, browser, scenario): cell, "_run": results}."""
+    """Wait for a started run; returns {(browser, scenario): cell, (sdk, browser, scenario): cell,
+    "_run": results, "_out": its folder}."""
     proc, out, log = started
     try:
         code = proc.wait(timeout=timeout_s)
@@ -34,15 +40,16 @@ def finish_matrix(started: tuple[subprocess.Popen, Path, Path], timeout_s: float
     results = json.loads((out / "results.json").read_text())
     cells = results["cells"]
     return ({(c["browser"], c["scenario"]): c for c in cells} | {(c["sdk"], c["browser"], c["scenario"]): c for c in cells}
-            | {"_run": results})
+            | {"_run": results, "_out": out})
 
 
-def run_matrix(tmp_path: Path, name: str, matrix: dict, timeout_s: float = 600, workers: int = 1) -> dict:
+def run_matrix(tmp_path: Path, name: str, matrix: dict | Path, timeout_s: float = 600, workers: int = 1,
+               args: list[str] = ()) -> dict:
     """Run `matrix` on `workers` workers and read its cells back (see finish_matrix).
 
     One worker unless asked: a row test measures timings and audio that a second lab on two cores
     would load, so only the suites written for it run in parallel."""
-    return finish_matrix(start_matrix(tmp_path, name, matrix, workers), timeout_s)
+    return finish_matrix(start_matrix(tmp_path, name, matrix, workers, args), timeout_s)
 
 
 def run_side_by_side(tmp_path: Path, matrices: dict[str, dict], timeout_s: float = 600) -> dict[str, dict]:

@@ -11,6 +11,8 @@ import pytest
 
 from tests.rowutil import proof, run_matrix
 
+ROOT = Path(__file__).resolve().parents[1]
+
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
 ROWS = ["outbound-call", "inbound-call", "mute", "dtmf", "headers", "reconnect"]
@@ -125,8 +127,17 @@ def test_jssip_reconnect_is_the_sdks_gap_not_the_browsers(run):
 
 @pytest.fixture(scope="module")
 def quality(tmp_path_factory):
-    return run_matrix(tmp_path_factory.mktemp("quality"), "quality", {
-        "sdks": ["plivo"], "browsers": BROWSERS, "scenarios": ["quality-warnings"], "options": OPTIONS})
+    """matrices/sdks.yaml as a user runs it, narrowed to Plivo's quality row on an ideal link."""
+    return run_matrix(tmp_path_factory.mktemp("quality"), "quality", ROOT / "matrices" / "sdks.yaml", args=[
+        "--sdk", "plivo", "--scenario", "quality-warnings", "--profile", "ideal",
+        *(a for b in BROWSERS for a in ("--browser", b))])
+
+
+def test_the_sdks_matrix_reports_plivo_beside_the_seeds_two_tables(quality):
+    html = (quality["_out"] / "report.html").read_text()
+    assert "Plivo Browser SDK FAQ (../shared/seed) says: Supported" in html  # the first table, per cell
+    assert "Plivo Browser SDK FAQ (../shared/seed) says: Max 7%" in html  # the second, beside CPU on call
+    assert quality["_run"]["claims"]["plivo"]["performance"]["rtt_ms"]["chromium"] == "122ms"
 
 
 def test_plivo_quality_warnings_rise_and_clear_on_chromium_only(quality):
