@@ -77,6 +77,9 @@ def test_webkit_column_is_truthful(columns):
 def test_device_column_emulates_the_phone(columns):
     facts = columns["_run"]["engines"]["chromium-pixel7"]
     assert facts["device"] == "Pixel 7" and facts["cpu_throttle"] == 4 and "Android" in facts["capabilities"]["userAgent"]
+    # The throttle takes effect: the same script work takes several times as long as on plain Chromium.
+    plain = columns["_run"]["engines"]["chromium"]["capabilities"]["scriptWorkMs"]
+    assert facts["capabilities"]["scriptWorkMs"] > 2 * plain > 0, (facts["capabilities"]["scriptWorkMs"], plain)
     assert columns[("chromium-pixel7", "devices")]["status"] == "supported"
     assert columns[("chromium-pixel7", "background")]["status"] == "supported"
 

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.rowutil import proof, run_matrix
+from tests.rowutil import proof, run_side_by_side
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 CLI = [sys.executable, "-m", "harness.cli"]
@@ -21,19 +21,24 @@ EC_OFF = {"audioConstraints": {"echoCancellation": False}}
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory):
-    return run_matrix(tmp_path_factory.mktemp("rows-devices"), "devices-rows", {
-        "scenarios": ROWS, "browsers": ["chromium", "firefox", "webkit"], "options": {"link_check_probes": 0, "stats_seconds": 2}})
+def runs(tmp_path_factory):
+    # Side by side: the rows on every engine, and an app that turned its canceller off (the `page:`
+    # SDK options) with the SDK's incoming calls broken.
+    return run_side_by_side(tmp_path_factory.mktemp("rows-devices"), {
+        "rows": {"scenarios": ROWS, "browsers": ["chromium", "firefox", "webkit"],
+                 "options": {"link_check_probes": 0, "stats_seconds": 2}},
+        "broken": {"scenarios": ROWS, "browsers": ["chromium"],
+                   "options": {"link_check_probes": 0, "stats_seconds": 2, "break": "incoming", "page": EC_OFF}}})
 
 
 @pytest.fixture(scope="module")
-def broken(tmp_path_factory):
-    # An app that turned its canceller off (the `page:` SDK options), and the SDK's incoming calls broken.
-    return run_matrix(tmp_path_factory.mktemp("rows-devices-broken"), "devices-broken", {
-        "scenarios": ROWS, "browsers": ["chromium"],
-        "options": {"link_check_probes": 0, "stats_seconds": 2, "break": "incoming", "page": EC_OFF}})
+def rows(runs):
+    return runs["rows"]
 
 
+@pytest.fixture(scope="module")
+def broken(runs):
+    return runs["broken"]
 
 
 @pytest.mark.parametrize("browser", ["chromium", "firefox"])

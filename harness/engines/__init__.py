@@ -31,6 +31,9 @@ CAPABILITIES_JS = """() => ({
        "sampleRate", "latency"].filter((k) => navigator.mediaDevices.getSupportedConstraints()[k]) : [],
   performanceMemory: !!(performance && performance.memory),
   userAgent: navigator.userAgent,
+  // A fixed piece of script work, timed: shows a column's CPU throttle (cpu_throttle) taking effect.
+  scriptWorkMs: (() => { const t0 = performance.now(); let x = 0; for (let i = 0; i < 1e7; i++) x += Math.sqrt(i);
+                         return x > 0 ? Math.round((performance.now() - t0) * 10) / 10 : null; })(),
 })"""
 
 
