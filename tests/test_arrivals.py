@@ -18,6 +18,7 @@ def test_a_recording_that_lost_time_maps_both_ways_from_its_growth(tmp_path):
     # After the stall the recording is a second behind the wall: a start-anchored map says 3.5.
     assert clock.position(raw, 103.5) == pytest.approx(2.5)
     assert clock.epoch(raw, 2.5) == pytest.approx(103.5)
+    assert clock.position(raw, 102.5) == pytest.approx(2.0)  # inside the stall: where the recording stood
     assert clock.gaps(raw) == [(2.0, 102.0, 103.0)]
 
 

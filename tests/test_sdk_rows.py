@@ -129,10 +129,18 @@ def test_jssip_reconnect_is_the_sdks_gap_not_the_browsers(run):
 
 @pytest.fixture(scope="module")
 def quality(tmp_path_factory):
-    """matrices/sdks.yaml as a user runs it, narrowed to Plivo's quality row on an ideal link."""
+    """matrices/sdks.yaml as a user runs it, narrowed to both SDKs' quality row on an ideal link, on
+    every column (WebKit's among them: it must say truthfully that neither SDK can call there)."""
     return run_matrix(tmp_path_factory.mktemp("quality"), "quality", ROOT / "matrices" / "sdks.yaml", args=[
-        "--sdk", "plivo", "--scenario", "quality-warnings", "--profile", "ideal",
-        *(a for b in BROWSERS for a in ("--browser", b))])
+        "--sdk", "plivo", "--sdk", "jssip", "--scenario", "quality-warnings", "--profile", "ideal"], workers=2)
+
+
+@pytest.mark.parametrize("sdk", ["plivo", "jssip"])
+def test_the_webkit_column_is_truthful_for_the_real_sdks(quality, sdk):
+    c = _cell(quality, sdk, "webkit", "ideal", "quality-warnings")
+    assert c["status"] == "not-supported" and c["lacking"] == "browser: RTCPeerConnection", c["reason"]
+    said = proof(c, "the SDK reports that this browser cannot call")
+    assert said["ok"] and said["details"]["isSupported"] is False and said["details"]["webrtcNotSupported"], said
 
 
 def test_the_sdks_matrix_reports_plivo_beside_the_seeds_two_tables(quality):

@@ -76,9 +76,11 @@ class Arrivals:
             except OSError:
                 pass
         points = self.growth.get(path) or []
+        before = 0.0
         for wall, recorded in points:
-            if wall >= at:
-                return max(0.0, recorded - (wall - at))
+            if wall >= at:  # a time inside a stall maps to where the recording stood then
+                return max(before, recorded - (wall - at))
+            before = recorded
         return points[-1][1] + (at - points[-1][0]) if points else None
 
     def gaps(self, path: Path, min_s: float = 0.1) -> list[tuple[float, float, float]]:

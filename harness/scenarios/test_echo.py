@@ -173,7 +173,10 @@ def _measure(far_end, server, cell, call: dict, prompt_env: np.ndarray) -> dict:
     start, end = call["connected_at"] + MEASURE_FROM_S, call["hung_up_at"] - 0.1
     heard = x[int(max(0.0, start - anchor) * rate):int(max(0.0, end - anchor) * rate)] if anchor else x[:0]
     y, r = read_wav(server.recording("a"))
-    played = y[int(max(0.0, server.offset_s("a", start) - MAX_LAG_S) * r):int(max(0.0, server.offset_s("a", end)) * r)]
+    # From where the call's start lies in the recording, as long as the far end's window: a loaded
+    # machine's null sink loses time, and a window shorter than the far end's cannot be compared.
+    first = int(max(0.0, server.offset_s("a", start) - MAX_LAG_S) * r)
+    played = y[first:first + int((end - start + MAX_LAG_S) * r)]
     out = echo_return(envelope(heard, rate), envelope(played, r), int(MAX_LAG_S / ENVELOPE_S))
     out.update(prompt_correlation=prompt_correlation(envelope(played, r), prompt_env),
                window_s=round(heard.size / rate, 2), received_dbfs=round(dbfs(heard), 1))

@@ -110,7 +110,7 @@
       if (!supported()) {
         const missing = ["RTCPeerConnection", "getUserMedia", "WebSocket"].filter((n) =>
           n === "getUserMedia" ? !(navigator.mediaDevices && navigator.mediaDevices.getUserMedia) : typeof window[n] !== "function");
-        emit("webrtcNotSupported", { missing });  // JsSIP has no such event: the adapter's own check
+        emit("webrtcNotSupported", { missing, source: "adapter: its own check (JsSIP has no such event)" });
         throw new Error(`this browser cannot run JsSIP: missing ${missing.join(", ")}`);
       }
       if (ua) { ua.stop(); ua = null; }

@@ -99,7 +99,7 @@
       const value = Number.isFinite(n) ? (m.type === "high_packetloss" ? Math.round(n * 1000) / 10 : n) : m.value;
       emit("mediaMetrics", Object.assign({ callId: current }, m, { value, sdkValue: m.value }));
     });
-    c.on("onWebrtcNotSupported", () => emit("webrtcNotSupported", { missing: ["RTCPeerConnection"] }));
+    c.on("onWebrtcNotSupported", () => emit("webrtcNotSupported", { missing: ["RTCPeerConnection"], source: "sdk: onWebrtcNotSupported" }));
   }
 
   function make(server) {
@@ -157,7 +157,7 @@
       if (!supported()) {
         const missing = ["RTCPeerConnection", "getUserMedia", "WebSocket"].filter((n) =>
           n === "getUserMedia" ? !(navigator.mediaDevices && navigator.mediaDevices.getUserMedia) : typeof window[n] !== "function");
-        emit("webrtcNotSupported", { missing });
+        emit("webrtcNotSupported", { missing, source: "adapter: its own check before the SDK is made" });
         throw new Error(`this browser cannot run plivo-browser-sdk: missing ${missing.join(", ")}`);
       }
       if (!client) make(server);
