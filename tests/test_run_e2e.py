@@ -39,7 +39,7 @@ def _stray_processes(tmp_path: Path, netns_before: set[str]) -> list[str]:
     """Processes the run left: any in a network namespace that did not exist before it (a lab's:
     browsers, audio servers, Xvfb, drivers, the far end, SIP servers), and any whose command line or
     environment names the run's folder (the audio servers' clients set PULSE_* there)."""
-    host, out = os.readlink("/proc/1/ns/net"), []
+    host, out = os.readlink("/proc/self/ns/net"), []
     for p in psutil.process_iter(["name", "cmdline"]):
         try:
             ns = os.readlink(f"/proc/{p.pid}/ns/net")
