@@ -10,13 +10,13 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from impairments.netem import apply_link
 from impairments.profile import Link
-from impairments.sweep import PREFIX
+from impairments.sweep import PROBE
 
 
 @functools.cache
 def host_has_netem() -> bool:
     """Try netem on `lo` inside a throw-away namespace: the only test that cannot lie."""
-    name = f"{PREFIX}probe-{os.getpid()}"
+    name = f"{PROBE}{os.getpid()}"
     netns.create(name)
     try:
         with NetNS(name) as ns:

@@ -22,6 +22,7 @@ import psutil
 from pyroute2 import netns
 
 PREFIX = "rtcm-"
+PROBE = f"{PREFIX}probe-"  # detect.py's throw-away namespace, named after the pid that owns it
 RUN_ROOT = Path(os.environ.get("RTCMATRIX_RUN_DIR", "/run/rtcmatrix"))
 RECORDS = RUN_ROOT / "labs"
 NETNS_DIR = Path("/run/netns")
@@ -95,6 +96,12 @@ def release(record: Record) -> None:
 
 def our_namespaces() -> list[str]:
     return sorted(n for n in netns.listnetns() if n.startswith(PREFIX))
+
+
+def live_probe(name: str) -> bool:
+    """A netem probe has no record: its owner is the pid in its name (another run's sweep must spare it)."""
+    pid = name.removeprefix(PROBE)
+    return name.startswith(PROBE) and pid.isdigit() and alive(int(pid))
 
 
 def pids_in_netns(name: str) -> list[int]:
@@ -177,7 +184,7 @@ def _sweep(include_live: bool) -> list[str]:
                 release(record)
                 shutil.rmtree(RUN_ROOT / record.lab_id, ignore_errors=True)
         for name in our_namespaces():
-            if name not in live:
+            if name not in live and (include_live or not live_probe(name)):
                 remove_namespace(name)
                 removed.append(name)
         for folder in NETNS_ETC.glob(f"{PREFIX}*") if NETNS_ETC.is_dir() else []:

@@ -110,6 +110,28 @@ def test_sweep_never_touches_foreign_namespaces():
         netns.remove("someone-elses-ns")
 
 
+def test_another_runs_netem_probe_is_spared_while_its_owner_lives():
+    """CI once lost 9 cells: one run's start-up sweep removed the netem probe another run was in."""
+    from pyroute2 import netns
+
+    sleeper = subprocess.Popen(["sleep", "60"])
+    live, dead = f"{sweep.PROBE}{sleeper.pid}", f"{sweep.PROBE}{2**22 + 1}"
+    for name in (live, dead):
+        netns.create(name)
+    try:
+        removed = sweep.sweep()
+        assert dead in removed and live not in removed
+        assert live in sweep.our_namespaces()
+        sleeper.kill()
+        sleeper.wait()
+        assert live in sweep.sweep()
+    finally:
+        sleeper.kill()
+        for name in (live, dead):
+            if name in netns.listnetns():
+                netns.remove(name)
+
+
 def test_asking_for_host_netem_without_it_says_what_to_do():
     from impairments.detect import host_has_netem
     from impairments.lab import LabError
