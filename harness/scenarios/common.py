@@ -61,3 +61,16 @@ def require_browser(cell: CellRun, phone: Softphone, capability: str, missing: s
     """End the cell as not-supported *by this browser* when the page lacks `capability`."""
     if not phone.capabilities.get(capability):
         cell.not_supported("browser", missing, why, capabilities=phone.capabilities)
+
+
+def far_end_saw(far_end, call_id: str, event: str, timeout_s: float = 3.0) -> float | None:
+    """When the far end recorded `event` for the call, waiting for it: what the page did a moment
+    ago is still crossing the link (one way on 3G is over 100 ms)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        at = ((far_end.call(call_id) or {}).get("timestamps") or {}).get(event)
+        if at is not None or time.monotonic() > deadline:
+            return at
+        time.sleep(0.05)
