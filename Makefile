@@ -14,7 +14,7 @@ ARGS ?=
 WEB := harness/web
 WEB_STAMP := $(WEB)/node_modules/.installed-$(shell cat $(WEB)/package-lock.json | md5sum | cut -c1-8)
 
-.PHONY: setup apt venv web run test test-fast test-lab bench bench-matrix sweep clean
+.PHONY: setup apt venv web run test test-fast test-nightly test-lab bench bench-matrix sweep clean
 
 setup: apt venv web
 
@@ -50,7 +50,11 @@ run: setup
 
 # Everything: unit tests, the real lab (UML netem here), real browsers, the real far end.
 test: setup
-	$(BIN)/python -m pytest tests $(ARGS)
+	$(BIN)/python -m pytest tests -m "not nightly" $(ARGS)
+
+# Every row on Chromium and Firefox under three impaired profiles of the nightly matrix (about 12 minutes).
+test-nightly: setup
+	$(BIN)/python -m pytest tests -m nightly $(ARGS)
 
 # Unit tests only: no root, no lab, no browser; seconds.
 test-fast: venv
