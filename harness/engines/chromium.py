@@ -172,6 +172,8 @@ class ChromiumLifecycle:
     """Backgrounding as a user does it: minimise the window (page `hidden`), then let the
     browser freeze the page (timers stop), and bring it back."""
 
+    can_freeze = True
+
     def __init__(self, browser: Browser, page: PlaywrightPage):
         self.browser_cdp = browser.new_browser_cdp_session()
         self.page = page

@@ -39,6 +39,10 @@ BASE_PREFS: dict = {
     "extensions.getAddons.cache.enabled": False,
     "browser.region.update.enabled": False,
     "browser.newtabpage.enabled": False,
+    # The harness backgrounds a page by opening a tab in front of it (FirefoxLifecycle): a tab, not a window.
+    "browser.link.open_newwindow": 3,
+    "browser.link.open_newwindow.restriction": 0,
+    "dom.disable_open_during_load": False,
     # Takes effect only with MOZ_REMOTE_SETTINGS_DEVTOOLS=1 (set in the environment below).
     "services.settings.server": "http://127.0.0.1:9/v1",
 }
@@ -73,9 +77,11 @@ class FirefoxBrowser(RunningBrowser):
         self.device_args = {k: v for k, v in device_context_args(playwright, spec).items() if k != "is_mobile"}
 
     def new_page(self, context_args: dict | None = None, lifecycle: bool = False) -> PlaywrightPage:
-        # No lifecycle control: BiDi in 1.64 cannot minimise a window or freeze a page (page.lifecycle stays None).
         args = {**self.device_args, **(context_args or {})}
-        return PlaywrightPage(self.browser.new_context(**args), self.driver, trace=self.trace)
+        page = PlaywrightPage(self.browser.new_context(**args), self.driver, trace=self.trace)
+        if lifecycle:
+            page.lifecycle = FirefoxLifecycle(page)
+        return page
 
     def is_connected(self) -> bool:
         return self.browser.is_connected()
@@ -92,3 +98,30 @@ class Firefox(Engine):
 
     def launch(self, playwright: Playwright, ctx: LaunchContext, spec: BrowserSpec, overrides: dict) -> FirefoxBrowser:
         return FirefoxBrowser(self, playwright, ctx, spec, dict(overrides))
+
+
+class FirefoxLifecycle:
+    """Backgrounding as far as BiDi in Playwright 1.64 can: another tab brought in front hides the
+    page (`visibilityState` "hidden", as when a user switches tabs). It cannot minimise a window,
+    and Firefox has no page freezing to drive, so `can_freeze` is False and the rows say so."""
+
+    can_freeze = False
+
+    def __init__(self, page: PlaywrightPage):
+        self.page = page
+        self._cover = None
+
+    def hide(self) -> None:
+        if self._cover is None:
+            with self.page.context.expect_page() as opened:
+                self.page.page.evaluate("() => { window.open('about:blank', '_blank', 'noopener'); }")
+            self._cover = opened.value
+        self._cover.bring_to_front()
+
+    def show(self) -> None:
+        self.page.page.bring_to_front()
+
+    def freeze(self) -> None:
+        raise NotImplementedError("Firefox under WebDriver BiDi: no page lifecycle state to set")
+
+    resume = freeze
