@@ -35,6 +35,7 @@ import pytest
 from harness.engines import PageTimeout
 from harness.farend.audio import TONE_HZ
 from harness.scenarios.common import open_for_calls, require_sdk
+from harness.softphone import CallFailed
 from impairments.profile import Link, Profile, Slot
 from impairments.schedule import Schedule
 
@@ -57,6 +58,7 @@ JITTER_OWED_MS = 33.0
 SIDE = {"high_rtt": {"low_mos"}, "high_packetloss": {"low_mos"}, "high_jitter": {"low_mos"},
         "no_audio_received": set()}
 SETTLE_S = 5.0  # at most, after the last trigger: side warnings clear too
+STATS_BASED = ("high_packetloss", "high_rtt", "high_jitter", "low_mos", "no_audio_received")  # field.md's
 ORDER = ("high_packetloss", "high_rtt", "no_audio_received", "high_jitter")  # the quickest to rise first
 DESC = {"high_rtt": "", "high_packetloss": "", "no_audio_received": "remote_audio", "high_jitter": None}  # None: either
 WHERE = {"high_rtt": f"+{RTT_ADD_MS:g} ms each way", "high_packetloss": f"{LOSS_PCT:g} % loss each way",
@@ -165,8 +167,56 @@ def _timing(info: dict) -> tuple[float, dict, dict]:
     return delay + 3 * every, {k: v + extra for k, v in RAISE_S.items()}, {k: v + extra for k, v in CLEAR_S.items()}
 
 
+def _measure_absence(cell, softphone, far_end, lab, info: dict) -> None:
+    """The adapter says its SDK raises no warning on this engine though it has a quality monitor
+    (Plivo: Chrome only). Not taken on its word: the loss trigger is held for as long as the SDK's
+    own cycle needs to raise it, and every mediaMetrics event is looked for. Ends the cell."""
+    if not isinstance(cell.profile, Profile):
+        return  # a schedule's own conditions: the plain not-supported below
+    own_s, raise_s, _ = _timing(info)
+    hold_s = own_s + 2
+    softphone.login()
+    try:
+        softphone.call(far_end.callee)
+        softphone.wait_for("connected", cell.options.connect_timeout_s)
+    except CallFailed as no_call:  # e.g. Plivo from Firefox without collapse-crcrlf: nothing to measure on
+        cell.keep("quality-absence.json", {"measured": False, "why": str(no_call)})
+        softphone.hangup()
+        note = ((info.get("features") or {}).get("notes") or {}).get("qualityWarnings") or ""
+        cell.not_supported("sdk", "call-quality warnings (mediaMetrics)",
+                           f"the SDK adapter {info.get('name')!r} does not offer them here ({note}); not measured: "
+                           f"no call connected ({no_call})")
+    on = time.time()
+    lab.apply(_trigger(cell.profile, "high_packetloss"))
+    try:
+        time.sleep(hold_s)
+        stats = _stats((softphone.page.evaluate("rtcm.probe.media()") or [{}])[0])
+    finally:
+        lab.apply(cell.profile)
+    events = _warnings(softphone)
+    softphone.hangup()
+    cell.keep("quality-absence.json", {"trigger": WHERE["high_packetloss"], "held_s": round(time.time() - on, 1),
+                                       "browser_stats": stats, "mediaMetrics": events})
+    cell.prove("page", f"the browser lost packets under the trigger ({WHERE['high_packetloss']})",
+               (stats.get("packets_lost") or 0) > 0, **stats)
+    stats_based = [e for e in events if e["detail"]["type"] in STATS_BASED]
+    others = sorted({f"{e['detail']['type']} ({e['detail'].get('desc') or e['detail'].get('value')})" for e in events
+                     if e["detail"]["type"] not in STATS_BASED})
+    cell.prove("page", f"the SDK raised none of its stats-based warnings in {hold_s:g} s under it, as its adapter "
+                       "says", not stats_based, raised=stats_based, other_warnings=others, seconds=hold_s)
+    note = ((info.get("features") or {}).get("notes") or {}).get("qualityWarnings")
+    cell.not_supported("sdk", "call-quality warnings (mediaMetrics)",
+                       f"the SDK raised none of {', '.join(STATS_BASED)} in {hold_s:g} s of "
+                       f"{WHERE['high_packetloss']} on this browser (it lost {stats.get('packets_lost')} packets)"
+                       + (f"; it did raise {', '.join(others)}" if others else "") + (f"; {note}" if note else ""),
+                       browser_stats=stats)
+
+
 def test_quality_warnings(cell, softphone, far_end, lab):
     info = open_for_calls(cell, softphone, **SAMPLING)
+    features = info.get("features") or {}
+    if not features.get("qualityWarnings") and features.get("qualitySampling"):
+        _measure_absence(cell, softphone, far_end, lab, info)
     require_sdk(cell, info, "qualityWarnings", "call-quality warnings (mediaMetrics)")
     own_s, raise_s, clear_s = _timing(info)
     # The desc values are the reference SDK's; another SDK names its own (Plivo: mosRemoteMeasures, ...).
