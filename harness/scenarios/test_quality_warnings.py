@@ -129,6 +129,19 @@ def _wait_sampling(softphone, kind: str, since: float, timeout_s: float, desc: d
             return raised, samples
 
 
+def _earned(samples: list[dict]) -> set[str]:
+    """Side warnings the browser's own figures during a trigger justify: on 3g (100 ms each way) the
+    jitter trigger's 200 ms slots took the RTT to 430-570 ms, past high_rtt's 400."""
+    out = set()
+    if any((x["rtt_ms"] or 0) > THRESHOLDS["high_rtt"] for x in samples):
+        out.add("high_rtt")
+    if any(100 * (x["remote_fraction_lost"] or 0) >= THRESHOLDS["high_packetloss"] for x in samples):
+        out.add("high_packetloss")
+    if any(max(x["jitter_local_ms"] or 0, x["jitter_remote_ms"] or 0) > THRESHOLDS["high_jitter"] for x in samples):
+        out.add("high_jitter")
+    return out
+
+
 def _warnings(softphone) -> list[dict]:
     return [e for e in softphone.events() if e["type"] == "mediaMetrics"]
 
@@ -307,8 +320,11 @@ def test_quality_warnings(cell, softphone, far_end, lab):
         figures[kind]["side"] = sorted({f"{e['detail']['type']}:{e['detail'].get('desc') or ''}" for e in _warnings(softphone)
                                         if on * 1000 <= e["t"] <= until * 1000 and e["detail"]["active"]
                                         and e["detail"]["type"] != kind})
-        check("page", f"the {kind} trigger raised no other warning (but low_mos)",
-              not [k for k in figures[kind]["side"] if k.split(":")[0] not in SIDE[kind]], side=figures[kind]["side"])
+        earned = _earned(samples)
+        check("page", f"the {kind} trigger raised no other warning (but low_mos, or one the browser's own figures "
+                      "put past its threshold)",
+              not [k for k in figures[kind]["side"] if k.split(":")[0] not in SIDE[kind] | earned],
+              side=figures[kind]["side"], earned_by_the_browsers_figures=sorted(earned))
         if kind == "high_jitter" and raised is None:
             # Owed only if the browser itself measured clearly past 30 ms in 2 of 3 consecutive samples.
             over = [max(x["jitter_local_ms"] or 0, x["jitter_remote_ms"] or 0) > JITTER_OWED_MS for x in samples]
