@@ -52,7 +52,7 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest tests -m "not nightly" $(ARGS)
 
-# Every row on Chromium and Firefox under three impaired profiles of the nightly matrix (about 12 minutes).
+# Every row on Chromium and Firefox under three impaired profiles of the nightly matrix (about 10 minutes).
 test-nightly: setup
 	$(BIN)/python -m pytest tests -m nightly $(ARGS)
 

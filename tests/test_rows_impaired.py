@@ -1,5 +1,5 @@
 """Every row on Chromium and Firefox under three impaired profiles of the nightly matrix, through
-`rtcmatrix run` as a user's nightly job runs it (`make test-nightly`; about 12 minutes here, so it is
+`rtcmatrix run` as a user's nightly job runs it (`make test-nightly`; 9.5 minutes here on 2 workers, so it is
 not part of `make test`, whose row tests run each row on an ideal link beside its broken-SDK run).
 
 Under impairment a row may be `degraded` or even `failed`: that is a finding about the SDK on that link,
