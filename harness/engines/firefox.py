@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from playwright.sync_api import Browser, Playwright
+from playwright.sync_api import Browser, Error as PlaywrightError, Playwright
 
 from harness.engines.base import BrowserSpec, Engine, LaunchContext, RunningBrowser, device_context_args
 from harness.engines.playwright_page import PlaywrightPage
@@ -117,9 +117,18 @@ class FirefoxLifecycle:
                 self.page.page.evaluate("() => { window.open('about:blank', '_blank', 'noopener'); }")
             self._cover = opened.value
         self._cover.bring_to_front()
+        self._settle("hidden")
 
     def show(self) -> None:
         self.page.page.bring_to_front()
+        self._settle("visible")
+
+    def _settle(self, state: str, timeout_s: float = 3.0) -> None:
+        """The switch reaches the page a moment later (under load, after the next evaluate): wait for
+        it, so the row reads the state it asked for; one that never comes shows in the row's proof."""
+        with contextlib.suppress(PlaywrightError):
+            self.page.page.wait_for_function(f"document.visibilityState === '{state}'", polling=100,
+                                             timeout=timeout_s * 1000)  # rAF polling stops in a hidden page
 
     def freeze(self) -> None:
         raise NotImplementedError("Firefox under WebDriver BiDi: no page lifecycle state to set")
