@@ -22,7 +22,7 @@ from harness.pool import BrowserPool
 from harness.scenarios import SCENARIOS
 from harness.metrics.process import ProcessSampler
 from harness.softphone import Softphone
-from harness import workers
+from harness import interrupts, workers
 from impairments.lab import Lab
 from reports.results import EngineFacts, RunResult
 
@@ -62,8 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lifecycle: the scenario sends its page to the background (a page that can be hidden and frozen)")
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
         signal.signal(signal.SIGTERM, _terminate)
-    if workers.worker_id(config):
-        workers.worker_signals()
+    interrupts.install(ignore_later=bool(workers.worker_id(config)))
     from harness import results_hooks  # it reads this module's keys
 
     if not config.pluginmanager.is_registered(results_hooks):
@@ -80,6 +79,7 @@ def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo) -> None:
     """An interrupt is reported in one traceback entry, where it landed: pytest formats the whole
     stack (parsing each module on it) just to print one line without --full-trace, and Playwright's
     generated API alone is 15,000 lines: seconds of a Ctrl-C's 5, in every worker."""
+    interrupts.handled()
     tb = excinfo.traceback
     if _FULL_TRACE[0] or len(tb) < 2:
         return

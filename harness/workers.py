@@ -87,19 +87,6 @@ def is_controller(config: pytest.Config) -> bool:
     return config.pluginmanager.has_plugin("dsession")
 
 
-def worker_signals() -> None:
-    """The first SIGINT interrupts the worker's cell; later ones are ignored, so nothing cuts its teardown short.
-
-    Ctrl-C reaches every worker with the terminal's SIGINT, and the controller passes one on too
-    (a SIGTERM or a SIGINT sent to it alone): a worker must survive the second to leave nothing behind."""
-    def once(signum, frame):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGINT, once)
-
-
 def stop_workers() -> None:
     """Interrupt the controller's workers and wait until each has torn its lab down.
 
