@@ -15,6 +15,7 @@ through it, so the pair's times are the link's round trip plus the browser's rep
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections import defaultdict
@@ -53,7 +54,7 @@ class RtpStream(BaseModel):
     # clock ticks: 960 for 20 ms Opus): rates per media second, whatever the sender's scheduling did.
     ts_step: int | None = None
     clock_hz: int | None = None  # the RTP clock, from the timestamps' pace (8000 for PCMU, 48000 for Opus)
-    jitter_ms: float | None = None  # RFC 3550 6.4.1 interarrival jitter at the end of the capture
+    jitter_ms: float | None = None  # RFC 3550 6.4.1 interarrival jitter, the median of its running value
 
     @property
     def loss_pct(self) -> float:
@@ -228,17 +229,26 @@ def _clock_hz(arrivals: list[tuple[float, int]], pt: int) -> int | None:
     return best if abs(best - pace) < 0.25 * best else None
 
 
+JITTER_WARMUP = 48  # packets: the estimate starts at 0 here, mid-call; after 48 steps it is within 5 %
+
+
 def _jitter_ms(arrivals: list[tuple[float, int]], clock_hz: int | None) -> float | None:
     """RFC 3550 6.4.1: J += (|D| - J) / 16, D the change in transit time between packets in
-    arrival order, in timestamp units; returned in ms."""
+    arrival order, in timestamp units; returned in ms.
+
+    The median of J over the capture (after its warm-up), not its last value: the browser's figure
+    beside it is the median of the far end's receiver reports, each one J at that moment, and J swings
+    with the sender's pacing (one CI run ended on 7.8 ms where the reports' median was 3.5)."""
     if not clock_hz or len(arrivals) < 2:
         return None
-    j = 0.0
+    j, running = 0.0, []
     for (r0, s0), (r1, s1) in zip(arrivals, arrivals[1:]):
         ds = (s1 - s0 + 2**31) % 2**32 - 2**31  # signed: a reordered packet steps back
         d = (r1 - r0) * clock_hz - ds
         j += (abs(d) - j) / 16
-    return round(1000 * j / clock_hz, 3)
+        running.append(j)
+    settled = running[JITTER_WARMUP:] if len(running) > 2 * JITTER_WARMUP else running[-1:]
+    return round(1000 * statistics.median(settled) / clock_hz, 3)
 
 
 def _rtp_header_len(payload: bytes) -> int:
