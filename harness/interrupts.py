@@ -24,12 +24,12 @@ import traceback
 REDELIVER_S = 2.0  # teardown after a taken-up interrupt is about 1.3 s here; the run must stop within 5 s
 TRIES = 5
 
-_state = {"at": None, "handled": False, "redeliver": False, "ignore_later": False}
+_state = {"seen": False, "handled": False, "redeliver": False, "ignore_later": False}
 
 
 def install(ignore_later: bool = False) -> None:
     """Take over SIGINT in this process (the main thread only; elsewhere nothing changes)."""
-    _state.update(at=None, handled=False, redeliver=False, ignore_later=ignore_later)
+    _state.update(seen=False, handled=False, redeliver=False, ignore_later=ignore_later)
     with contextlib.suppress(ValueError):
         signal.signal(signal.SIGINT, _on_sigint)
 
@@ -43,8 +43,8 @@ def _on_sigint(signum, frame):
     if _state["redeliver"]:
         _state["redeliver"] = False
         raise KeyboardInterrupt("interrupted (delivered again)")
-    if _state["at"] is None:
-        _state["at"] = time.monotonic()
+    if not _state["seen"]:
+        _state["seen"] = True
         threading.Thread(target=_watchdog, name="rtcmatrix-interrupt", daemon=True).start()
         raise KeyboardInterrupt
     if _state["ignore_later"]:

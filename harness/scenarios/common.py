@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from typing import Callable
 
 from harness.cell import CellRun
 from harness.engines import PageTimeout
@@ -63,14 +65,19 @@ def require_browser(cell: CellRun, phone: Softphone, capability: str, missing: s
         cell.not_supported("browser", missing, why, capabilities=phone.capabilities)
 
 
-def far_end_saw(far_end, call_id: str, event: str, timeout_s: float = 3.0) -> float | None:
-    """When the far end recorded `event` for the call, waiting for it: what the page did a moment
-    ago is still crossing the link (one way on 3G is over 100 ms)."""
-    import time
-
+def far_end_wait(far_end, call_id: str, done: Callable[[dict], bool], timeout_s: float = 3.0) -> dict:
+    """The far end's summary of the call once `done(summary)` holds, or as it stands after
+    `timeout_s`: what the page did a moment ago is still crossing the link (one way on 3G is over
+    100 ms), and the far end's audio arrives after the call connects."""
     deadline = time.monotonic() + timeout_s
     while True:
-        at = ((far_end.call(call_id) or {}).get("timestamps") or {}).get(event)
-        if at is not None or time.monotonic() > deadline:
-            return at
+        summary = far_end.call(call_id) or {}
+        if done(summary) or time.monotonic() > deadline:
+            return summary
         time.sleep(0.05)
+
+
+def far_end_saw(far_end, call_id: str, event: str, timeout_s: float = 3.0) -> float | None:
+    """When the far end recorded `event` for the call, waiting for it (far_end_wait)."""
+    summary = far_end_wait(far_end, call_id, lambda s: event in (s.get("timestamps") or {}), timeout_s)
+    return (summary.get("timestamps") or {}).get(event)

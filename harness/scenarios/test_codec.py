@@ -13,7 +13,7 @@ import time
 import pytest
 
 from harness.farend.audio import TONE_HZ
-from harness.scenarios.common import open_for_calls
+from harness.scenarios.common import far_end_wait, open_for_calls
 from harness.wire import WireTap
 
 pytestmark = [pytest.mark.scenario("codec"), pytest.mark.slow, pytest.mark.lab]
@@ -69,11 +69,8 @@ def _one_codec(cell, softphone, far_end, lab, name: str, want: dict) -> dict:
         time.sleep(CAPTURE_S)
     wire = tap.report()
     sdp = far_end.sdp(call_id)
-    heard = (far_end.call(call_id) or {}).get("heard") or {}
-    deadline = time.monotonic() + HEARD_WAIT_S
-    while (heard.get("seconds") or 0) < HEARD_MIN_S and time.monotonic() < deadline:
-        time.sleep(0.1)
-        heard = (far_end.call(call_id) or {}).get("heard") or {}
+    enough = lambda s: ((s.get("heard") or {}).get("seconds") or 0) >= HEARD_MIN_S  # noqa: E731
+    heard = far_end_wait(far_end, call_id, enough, HEARD_WAIT_S).get("heard") or {}
     softphone.hangup()
     far_end.wait_ended(call_id, 5)
     cell.keep(f"wire-{name}.json", wire.model_dump())

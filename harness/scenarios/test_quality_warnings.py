@@ -186,8 +186,9 @@ def _measure_absence(cell, softphone, far_end, lab, info: dict) -> None:
     own cycle needs to raise it, and every mediaMetrics event is looked for. Ends the cell."""
     if not isinstance(cell.profile, Profile):
         return  # a schedule's own conditions: the plain not-supported below
-    own_s, raise_s, _ = _timing(info)
+    own_s, _, _ = _timing(info)
     hold_s = own_s + 2
+    note = ((info.get("features") or {}).get("notes") or {}).get("qualityWarnings")
     softphone.login()
     try:
         softphone.call(far_end.callee)
@@ -195,9 +196,8 @@ def _measure_absence(cell, softphone, far_end, lab, info: dict) -> None:
     except CallFailed as no_call:  # e.g. Plivo from Firefox without collapse-crcrlf: nothing to measure on
         cell.keep("quality-absence.json", {"measured": False, "why": str(no_call)})
         softphone.hangup()
-        note = ((info.get("features") or {}).get("notes") or {}).get("qualityWarnings") or ""
         cell.not_supported("sdk", "call-quality warnings (mediaMetrics)",
-                           f"the SDK adapter {info.get('name')!r} does not offer them here ({note}); not measured: "
+                           f"the SDK adapter {info.get('name')!r} does not offer them here ({note or ''}); not measured: "
                            f"no call connected ({no_call})")
     on = time.time()
     lab.apply(_trigger(cell.profile, "high_packetloss"))
@@ -217,7 +217,6 @@ def _measure_absence(cell, softphone, far_end, lab, info: dict) -> None:
                      if e["detail"]["type"] not in STATS_BASED})
     cell.prove("page", f"the SDK raised none of its stats-based warnings in {hold_s:g} s under it, as its adapter "
                        "says", not stats_based, raised=stats_based, other_warnings=others, seconds=hold_s)
-    note = ((info.get("features") or {}).get("notes") or {}).get("qualityWarnings")
     cell.not_supported("sdk", "call-quality warnings (mediaMetrics)",
                        f"the SDK raised none of {', '.join(STATS_BASED)} in {hold_s:g} s of "
                        f"{WHERE['high_packetloss']} on this browser (it lost {stats.get('packets_lost')} packets)"
