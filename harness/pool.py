@@ -69,7 +69,8 @@ class BrowserPool:
             self.audio[name] = server
             env = dict(server.env)
         ctx = LaunchContext(netns=self.lab.client_ns, page_origin=self.far_end.url, workdir=self.workdir,
-                            mic_wav=self.mic_wavs["a"], exclude_host=self.lab.server_ip, env=env)
+                            mic_wav=self.mic_wavs["a"], exclude_host=self.lab.server_ip, env=env,
+                            scratch=self.lab.run_dir)
         overrides = launch_overrides_for(self.launch_overrides, name, spec.engine)
         try:
             driver = self.driver()

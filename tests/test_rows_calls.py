@@ -2,6 +2,7 @@
 in the background, hang up on reload. One run on every engine over an ideal link, then the same
 rows with the SDK's `incoming` and `unload` broken, to show each turns red."""
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,17 @@ NO_WEBRTC = "Not supported: this WebKit build has no WebRTC (RTCPeerConnection i
 
 
 
+def _chromium_temp_dirs() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("org.chromium.Chromium.*")}
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def temp_dirs_before():
+    return _chromium_temp_dirs()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, temp_dirs_before):
     return run_side_by_side(tmp_path_factory.mktemp("calls"), {
         "calls": {"scenarios": ROWS, "browsers": ["chromium", "firefox", "webkit"],
                   "options": {"link_check_probes": 0, "stats_seconds": 2}},
@@ -99,3 +109,12 @@ def test_broken_sdk_turns_each_row_red(runs):
     assert unload["status"] == "failed"
     assert "the SDK hung it up" in unload["reason"] or "within 2 s of the reload" in unload["reason"]
     assert "ended_by='browser'" not in unload["reason"]
+
+
+def test_the_backgrounding_chromium_leaves_nothing_behind(runs, temp_dirs_before):
+    """The Chromium that rtcmatrix starts itself for backgrounding is shut down the way a user
+    closes it: its profile goes, and its singleton socket leaves no folder in /tmp."""
+    assert _chromium_temp_dirs() <= temp_dirs_before
+    for run in runs.values():
+        assert not list(run["_out"].glob("**/browsers/chromium-lifecycle-*")), "a lifecycle profile was left"
+

@@ -49,6 +49,7 @@ class LaunchContext:
     mic_wav: Path
     exclude_host: str = ""  # the lab host that name rules must leave resolvable
     env: dict[str, str] = field(default_factory=dict)  # e.g. PULSE_SERVER for the audio server
+    scratch: Path | None = None  # the lab's private folder, swept with it: for what must not outlive the run
 
 
 class Page(Protocol):

@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 from playwright.sync_api import Browser, Playwright
 
@@ -123,12 +126,15 @@ class _SelfLaunched:
     def __init__(self, owner: ChromiumBrowser):
         ctx = owner.ctx
         self.profile = ctx.workdir / f"chromium-lifecycle-{owner.spec.name}-{os.getpid()}"  # one profile per instance
+        # Chromium's singleton socket goes in TMPDIR: in the lab's folder, a killed run's is swept with the lab.
+        # (A short path: a socket's is at most 107 bytes, which the run's output folder can exceed.)
+        self.tmp = Path(tempfile.mkdtemp(prefix="chromium-", dir=ctx.scratch))
         cmd = ["ip", "netns", "exec", ctx.netns, owner.engine.binary(owner.spec), "--headless",
                "--remote-debugging-port=0", f"--user-data-dir={self.profile}", *owner.args, "about:blank"]
         if os.geteuid() == 0:
             cmd.insert(5, "--no-sandbox")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, **ctx.env}, start_new_session=True)
+                                     env={**os.environ, **ctx.env, "TMPDIR": str(self.tmp)}, start_new_session=True)
         endpoint = self._endpoint(timeout_s=20)
         self.browser = owner.playwright.chromium.connect_over_cdp(endpoint, no_defaults=True)
         self.driver = "playwright-cdp (connected)"
@@ -156,8 +162,13 @@ class _SelfLaunched:
         return page
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
+        try:
+            # Browser.close shuts Chromium down as a user would; browser.close() only disconnects from it.
+            self.browser.new_browser_cdp_session().send("Browser.close")
             self.browser.close()
+            self.proc.wait(timeout=5)
+        except Exception:
+            pass
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, 15)
@@ -166,6 +177,8 @@ class _SelfLaunched:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, 9)
                 self.proc.wait()
+        for folder in (self.profile, self.tmp):  # a browser profile, not evidence
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class ChromiumLifecycle:
