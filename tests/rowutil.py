@@ -52,10 +52,11 @@ def run_matrix(tmp_path: Path, name: str, matrix: dict | Path, timeout_s: float 
     return finish_matrix(start_matrix(tmp_path, name, matrix, workers, args), timeout_s)
 
 
-def run_side_by_side(tmp_path: Path, matrices: dict[str, dict], timeout_s: float = 600) -> dict[str, dict]:
-    """Several one-worker runs at once, each with its own lab: a row's run beside its broken-SDK run,
-    whose probes only need to fail."""
-    started = {name: start_matrix(tmp_path, name, m) for name, m in matrices.items()}
+def run_side_by_side(tmp_path: Path, matrices: dict[str, dict], timeout_s: float = 600,
+                     workers: dict[str, int] | None = None) -> dict[str, dict]:
+    """Several runs at once (one worker each unless `workers` says), each with its own lab: a row's
+    run beside its broken-SDK run, whose probes only need to fail."""
+    started = {name: start_matrix(tmp_path, name, m, (workers or {}).get(name, 1)) for name, m in matrices.items()}
     return {name: finish_matrix(s, timeout_s) for name, s in started.items()}
 
 

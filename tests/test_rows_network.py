@@ -20,7 +20,8 @@ def runs(tmp_path_factory):
         "rows": {"scenarios": ROWS, "browsers": ["chromium", "firefox", "webkit"],
                  "options": {"link_check_probes": 0, "stats_seconds": 2}},
         "broken": {"scenarios": ROWS, "browsers": ["chromium"],
-                   "options": {"link_check_probes": 0, "stats_seconds": 2, "break": BROKEN}}})
+                   "options": {"link_check_probes": 0, "stats_seconds": 2, "break": BROKEN}}},
+        workers={"rows": 2})
 
 
 # --- quality warnings -------------------------------------------------------------------------------
