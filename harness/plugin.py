@@ -340,6 +340,7 @@ def softphone(request: pytest.FixtureRequest, cell: CellRun, browsers: BrowserPo
             run.engines[name] = EngineFacts(name=name, engine=spec.engine, version=browser.version,
                                             driver=browser.driver, audio=browser.audio or spec.audio, device=spec.device,
                                             cpu_throttle=spec.cpu_throttle, executable=spec.executable,
+                                            cpu_slowdown=getattr(browser, "cpu_slowdown", None),
                                             capabilities=phone.capabilities)
         with contextlib.suppress(Exception):
             page.close()

@@ -164,6 +164,7 @@ class EngineFacts(BaseModel):
     audio: str | None = None  # pulse (virtual devices) or fake (the engine's own fake capture)
     device: str | None = None
     cpu_throttle: float | None = None
+    cpu_slowdown: float | None = None  # what cpu_throttle measured: throttled over plain, same script work
     executable: str | None = None
     capabilities: dict = {}
 

@@ -82,9 +82,11 @@ def test_webkit_column_is_truthful(columns):
 def test_device_column_emulates_the_phone(columns):
     facts = columns["_run"]["engines"]["chromium-pixel7"]
     assert facts["device"] == "Pixel 7" and facts["cpu_throttle"] == 4 and "Android" in facts["capabilities"]["userAgent"]
-    # The throttle takes effect: the same script work takes several times as long as on plain Chromium.
-    plain = columns["_run"]["engines"]["chromium"]["capabilities"]["scriptWorkMs"]
-    assert facts["capabilities"]["scriptWorkMs"] > 2 * plain > 0, (facts["capabilities"]["scriptWorkMs"], plain)
+    # The throttle takes effect: the same script work, timed plain and throttled back to back, takes
+    # several times as long (3.6-4.9x here for 4; beside two busy loops 3.3-4.6x; unthrottled, 1).
+    assert facts["cpu_slowdown"] > 2, facts["cpu_slowdown"]
+    assert columns["_run"]["engines"]["chromium"]["cpu_slowdown"] is None
+    assert "(script measured" in (columns["_out"] / "report.html").read_text()
     assert columns[("chromium-pixel7", "devices")]["status"] == "supported"
     assert columns[("chromium-pixel7", "background")]["status"] == "supported"
 

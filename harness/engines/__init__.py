@@ -31,13 +31,6 @@ CAPABILITIES_JS = """() => ({
        "sampleRate", "latency"].filter((k) => navigator.mediaDevices.getSupportedConstraints()[k]) : [],
   performanceMemory: !!(performance && performance.memory),
   userAgent: navigator.userAgent,
-  // A fixed piece of script work, timed: shows a column's CPU throttle (cpu_throttle) taking effect. The
-  // quickest of five runs after a warm-up: the first run pays for the JIT, and a busy host only adds time.
-  scriptWorkMs: (() => { const runs = []; let x = 0;
-                         for (let k = 0; k < 6; k++) { const t0 = performance.now();
-                           for (let i = 0; i < 2e6; i++) x += Math.sqrt(i);
-                           if (k > 0) runs.push(performance.now() - t0); }
-                         return x > 0 ? Math.round(Math.min(...runs) * 10) / 10 : null; })(),
 })"""
 
 

@@ -75,6 +75,7 @@ class ChromiumBrowser(RunningBrowser):
         self.version = self.browser.version
         self.device_args = device_context_args(playwright, spec)
         self._lifecycle: _SelfLaunched | None = None
+        self.cpu_slowdown: float | None = None
 
     def new_page(self, context_args: dict | None = None, lifecycle: bool = False) -> PlaywrightPage:
         args = {**self.device_args, **(context_args or {})}
@@ -88,6 +89,8 @@ class ChromiumBrowser(RunningBrowser):
             page = PlaywrightPage(self.browser.new_context(**args), self.driver, trace=self.trace)
             page.cdp = page.context.new_cdp_session(page.page)
         if self.spec.cpu_throttle:
+            if self.cpu_slowdown is None:
+                self.cpu_slowdown = measure_slowdown(page, float(self.spec.cpu_throttle))
             page.cdp.send("Emulation.setCPUThrottlingRate", {"rate": float(self.spec.cpu_throttle)})
         return page
 
@@ -117,6 +120,27 @@ def _emulate(cdp, args: dict) -> None:
     if unknown:
         raise BrowserMissing(f"a page that goes to the background takes only device emulation; "
                              f"drop {', '.join(sorted(unknown))} from browser_context_args for it")
+
+
+# The same script work as CAPABILITIES_JS times, long enough (about 40 ms plain) that Chromium's
+# throttle, which suspends the page in short slices, averages out.
+SCRIPT_WORK_JS = """() => { let x = 0; const t0 = performance.now();
+  for (let i = 0; i < 1e7; i++) x += Math.sqrt(i);
+  return x > 0 ? performance.now() - t0 : null; }"""
+
+
+def measure_slowdown(page: PlaywrightPage, rate: float, pairs: int = 5) -> float:
+    """How much slower the page's script runs at `rate`: the median of plain/throttled pairs timed
+    back to back, so a busy host weighs on both halves of each pair alike (two columns timed
+    apart read 1.9x for 4 in a loaded CI run)."""
+    page.evaluate(SCRIPT_WORK_JS)  # the JIT's first pass
+    ratios = []
+    for _ in range(pairs):
+        page.cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1.0})
+        plain = page.evaluate(SCRIPT_WORK_JS)
+        page.cdp.send("Emulation.setCPUThrottlingRate", {"rate": rate})
+        ratios.append(page.evaluate(SCRIPT_WORK_JS) / plain)
+    return round(sorted(ratios)[len(ratios) // 2], 2)
 
 
 class _SelfLaunched:
