@@ -41,9 +41,14 @@ def connect(playwright: Playwright, spec: BrowserSpec, options: dict) -> RemoteB
     browser_type = getattr(playwright, spec.engine, None)
     if browser_type is None:
         raise BrowserMissing(f"browser {spec.name!r}: engine {spec.engine!r} has no Playwright connect()")
-    if "endpoint_url" in options:
-        return RemoteBrowser(browser_type.connect_over_cdp(**options), spec, "connect_over_cdp")
-    if "ws_endpoint" not in options:
-        raise BrowserMissing(f"connect_options for {spec.name!r}: give 'ws_endpoint' (a browser server) "
-                             f"or 'endpoint_url' (CDP)")
-    return RemoteBrowser(browser_type.connect(**options), spec, "connect")
+    try:
+        if "endpoint_url" in options:
+            return RemoteBrowser(browser_type.connect_over_cdp(**options), spec, "connect_over_cdp")
+        # pytest-playwright's key is ws_endpoint; Playwright 1.64's connect() calls it endpoint.
+        endpoint = options.pop("ws_endpoint", None) or options.pop("endpoint", None)
+        if not endpoint:
+            raise BrowserMissing(f"connect_options for {spec.name!r}: give 'ws_endpoint' (a browser server) "
+                                 f"or 'endpoint_url' (CDP)")
+        return RemoteBrowser(browser_type.connect(endpoint, **options), spec, "connect")
+    except TypeError as err:  # a key connect() does not take
+        raise BrowserMissing(f"connect_options for {spec.name!r}: {err}; see Playwright's BrowserType.connect") from None
