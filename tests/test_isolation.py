@@ -4,6 +4,7 @@ import errno
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -51,9 +52,42 @@ def _captured(tmp_path: Path, spec: dict) -> tuple[dict, Capture, Capture]:
     return json.loads((tmp_path / "out" / "results.json").read_text()), client, host
 
 
-def test_no_packet_leaves_the_lab_on_any_engine(tmp_path: Path):
-    results, client, host = _captured(tmp_path, {"browsers": list(ENGINES), "scenarios": ["page-load", "outbound-call"],
-                                                 "options": {"stats_seconds": 2, "link_check_probes": 100}})
+RUNS = {
+    "engines": {"browsers": list(ENGINES), "scenarios": ["page-load", "outbound-call"],
+                "options": {"stats_seconds": 2, "link_check_probes": 100}},
+    "plivo": {"sdks": ["plivo"], "browsers": ["chromium", "firefox"], "scenarios": ["outbound-call"],
+              "options": {"stats_seconds": 4, "link_check_probes": 0, "connect_timeout_s": 5}},
+}
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory):
+    """Both runs at once, each captured in its own lab's client namespace; the host captures see both,
+    and neither may show a lab address there."""
+    out: dict = {}
+
+    def capture(name):
+        try:
+            out[name] = _captured(tmp_path_factory.mktemp(name), RUNS[name])
+        except BaseException as e:  # re-raised in the test that reads it
+            out[name] = e
+
+    threads = [threading.Thread(target=capture, args=(name,)) for name in RUNS]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def _result(captured, name):
+    if isinstance(captured[name], BaseException):
+        raise captured[name]
+    return captured[name]
+
+
+def test_no_packet_leaves_the_lab_on_any_engine(captured, tmp_path: Path):
+    results, client, host = _result(captured, "engines")
     assert {c["browser"] for c in results["cells"]} == set(ENGINES)
     evidence = {"client": client.summary(), "host_with_lab_source": host.with_lab_source()}
     (tmp_path / "isolation.json").write_text(json.dumps(evidence, indent=1))
@@ -63,14 +97,11 @@ def test_no_packet_leaves_the_lab_on_any_engine(tmp_path: Path):
     print("lookups attempted inside the lab (all refused on its own loopback):", dict(client.lookups))
 
 
-def test_a_plivo_run_sends_nothing_toward_plivo_com(tmp_path: Path):
+def test_a_plivo_run_sends_nothing_toward_plivo_com(captured, tmp_path: Path):
     """plivo-browser-sdk posts the user's password to stats.plivo.com after login and reaches for
     stun.plivo.com, nimbus.plivo.com and insights.plivo.com: in the lab every such lookup must fail
     on the namespace's own loopback (Chromium resolves nothing at all), and no packet may leave."""
-    results, client, host = _captured(tmp_path, {"sdks": ["plivo"], "browsers": ["chromium", "firefox"],
-                                                 "scenarios": ["outbound-call"],
-                                                 "options": {"stats_seconds": 4, "link_check_probes": 0,
-                                                             "connect_timeout_s": 8}})
+    results, client, host = _result(captured, "plivo")
     assert {c["sdk"] for c in results["cells"]} == {"plivo"}
     assert any(c["status"] == "supported" for c in results["cells"]), "no Plivo call ran: the capture proves nothing"
     (tmp_path / "isolation.json").write_text(json.dumps({"client": client.summary()}, indent=1))
