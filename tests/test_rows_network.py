@@ -81,10 +81,18 @@ def test_reconnects_after_a_blackout_and_keeps_the_call_through_a_blip(runs, bro
 
 @pytest.mark.parametrize("browser", ["chromium", "firefox"])
 def test_bitrate_cap_holds_on_the_wire(runs, browser):
+    """Chromium holds the cap (15.4-15.8 kbit/s measured). Firefox's encoder overshoots it by up to a
+    quarter, more on delayed links: 14.8-16.9 kbit/s on ideal across runs here, 17.5-18.3 on 3g and
+    wifi-congested. The row reports that as `degraded` with the figure; a cap that did not apply
+    (32 kbit/s) is `failed`."""
     cell = runs["rows"][(browser, "bitrate-cap")]
-    assert cell["status"] == "supported", cell["reason"]
     capped = proof(cell, "with maxAverageBitrate 16000")["details"]
-    assert 10 <= capped["opus_kbps"] <= 16.8 and capped["frame_ms"] == 20.0 and capped["remote_sdp_has_cap"]
+    if browser == "firefox" and cell["status"] == "degraded":
+        assert 16.8 < capped["opus_kbps"] <= 20 and "over the 16 kbit/s cap" in cell["reason"], cell["reason"]
+    else:
+        assert cell["status"] == "supported", cell["reason"]
+        assert capped["opus_kbps"] <= 16.8
+    assert 10 <= capped["opus_kbps"] and capped["frame_ms"] == 20.0 and capped["remote_sdp_has_cap"]
     assert capped["ip_kbps"] > capped["opus_kbps"] + 15  # 50 packets/s of IP/UDP/RTP/SRTP headers
     free = proof(cell, "without the cap")["details"]
     assert free["uncapped_opus_kbps"] >= 24 and free["ratio"] >= 1.5

@@ -121,5 +121,5 @@ def test_bitrate_cap(cell, softphone, far_end, lab):
     if not held:
         cell.degraded(f"Opus payload {capped['opus_kbps']:.1f} kbit/s over the {CAP_BPS / 1000:g} kbit/s cap "
                       f"(+{capped['opus_kbps'] / (CAP_BPS / 1000) - 1:.0%}, on the wire over {CAPTURE_S:g} s)")
-    cell.behaviour = (f"Opus payload {capped['opus_kbps']:.1f} kbit/s under a {CAP_BPS / 1000:g} kbit/s cap "
+    cell.behaviour = (f"Opus payload {capped['opus_kbps']:.1f} kbit/s with a {CAP_BPS / 1000:g} kbit/s cap "
                       f"({capped['ip_kbps']:.1f} kbit/s on the wire with headers); {free['opus_kbps']:.1f} kbit/s uncapped")
