@@ -122,8 +122,8 @@ def _emulate(cdp, args: dict) -> None:
                              f"drop {', '.join(sorted(unknown))} from browser_context_args for it")
 
 
-# The same script work as CAPABILITIES_JS times, long enough (about 40 ms plain) that Chromium's
-# throttle, which suspends the page in short slices, averages out.
+# A fixed piece of script work, long enough (about 40 ms plain) that Chromium's throttle, which
+# suspends the page in short slices, averages out.
 SCRIPT_WORK_JS = """() => { let x = 0; const t0 = performance.now();
   for (let i = 0; i < 1e7; i++) x += Math.sqrt(i);
   return x > 0 ? performance.now() - t0 : null; }"""
