@@ -4,8 +4,8 @@ import errno
 import json
 import subprocess
 import sys
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -63,31 +63,13 @@ RUNS = {
 @pytest.fixture(scope="module")
 def captured(tmp_path_factory):
     """Both runs at once, each captured in its own lab's client namespace; the host captures see both,
-    and neither may show a lab address there."""
-    out: dict = {}
-
-    def capture(name):
-        try:
-            out[name] = _captured(tmp_path_factory.mktemp(name), RUNS[name])
-        except BaseException as e:  # re-raised in the test that reads it
-            out[name] = e
-
-    threads = [threading.Thread(target=capture, args=(name,)) for name in RUNS]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
-
-
-def _result(captured, name):
-    if isinstance(captured[name], BaseException):
-        raise captured[name]
-    return captured[name]
+    and neither may show a lab address there. A run's failure is raised in the test that reads it."""
+    with ThreadPoolExecutor(len(RUNS)) as pool:
+        return {name: pool.submit(_captured, tmp_path_factory.mktemp(name), spec) for name, spec in RUNS.items()}
 
 
 def test_no_packet_leaves_the_lab_on_any_engine(captured, tmp_path: Path):
-    results, client, host = _result(captured, "engines")
+    results, client, host = captured["engines"].result()
     assert {c["browser"] for c in results["cells"]} == set(ENGINES)
     evidence = {"client": client.summary(), "host_with_lab_source": host.with_lab_source()}
     (tmp_path / "isolation.json").write_text(json.dumps(evidence, indent=1))
@@ -101,7 +83,7 @@ def test_a_plivo_run_sends_nothing_toward_plivo_com(captured, tmp_path: Path):
     """plivo-browser-sdk posts the user's password to stats.plivo.com after login and reaches for
     stun.plivo.com, nimbus.plivo.com and insights.plivo.com: in the lab every such lookup must fail
     on the namespace's own loopback (Chromium resolves nothing at all), and no packet may leave."""
-    results, client, host = _result(captured, "plivo")
+    results, client, host = captured["plivo"].result()
     assert {c["sdk"] for c in results["cells"]} == {"plivo"}
     assert any(c["status"] == "supported" for c in results["cells"]), "no Plivo call ran: the capture proves nothing"
     (tmp_path / "isolation.json").write_text(json.dumps({"client": client.summary()}, indent=1))

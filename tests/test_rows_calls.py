@@ -14,8 +14,6 @@ ROWS = ["inbound-call", "incoming-background", "unload-hangup"]
 NO_WEBRTC = "Not supported: this WebKit build has no WebRTC (RTCPeerConnection is undefined)"
 
 
-
-
 def _chromium_temp_dirs() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("org.chromium.Chromium.*")}
 
@@ -117,4 +115,3 @@ def test_the_backgrounding_chromium_leaves_nothing_behind(runs, temp_dirs_before
     assert _chromium_temp_dirs() <= temp_dirs_before
     for run in runs.values():
         assert not list(run["_out"].glob("**/browsers/chromium-lifecycle-*")), "a lifecycle profile was left"
-

@@ -186,13 +186,11 @@ class _SelfLaunched:
         return page
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             # Browser.close shuts Chromium down as a user would; browser.close() only disconnects from it.
             self.browser.new_browser_cdp_session().send("Browser.close")
             self.browser.close()
             self.proc.wait(timeout=5)
-        except Exception:
-            pass
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, 15)

@@ -77,7 +77,11 @@ def far_end_wait(far_end, call_id: str, done: Callable[[dict], bool], timeout_s:
         time.sleep(0.05)
 
 
+def recorded(event: str) -> Callable[[dict], bool]:
+    """For far_end_wait: the far end has a timestamp for `event`."""
+    return lambda summary: event in (summary.get("timestamps") or {})
+
+
 def far_end_saw(far_end, call_id: str, event: str, timeout_s: float = 3.0) -> float | None:
     """When the far end recorded `event` for the call, waiting for it (far_end_wait)."""
-    summary = far_end_wait(far_end, call_id, lambda s: event in (s.get("timestamps") or {}), timeout_s)
-    return (summary.get("timestamps") or {}).get(event)
+    return (far_end_wait(far_end, call_id, recorded(event), timeout_s).get("timestamps") or {}).get(event)

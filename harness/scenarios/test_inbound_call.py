@@ -16,7 +16,7 @@ import pytest
 from harness.audio.analysis import dbfs, read_wav
 from harness.engines import PageTimeout
 from harness.farend.audio import TONE_HZ
-from harness.scenarios.common import far_end_wait, open_for_calls, require_sdk
+from harness.scenarios.common import far_end_wait, open_for_calls, recorded, require_sdk
 from harness.softphone import NO_PROCESSING
 
 pytestmark = [pytest.mark.scenario("inbound-call"), pytest.mark.slow, pytest.mark.lab]
@@ -63,7 +63,7 @@ def test_inbound_call(cell, softphone, far_end, browsers):
     call_id = far_end.originate(USER)
     incoming = _ring(softphone, call_id)
     rang_at = time.time()
-    summary = far_end_wait(far_end, call_id, lambda s: "ringing" in (s.get("timestamps") or {}), 3.0 if incoming else 0.0)
+    summary = far_end_wait(far_end, call_id, recorded("ringing"), 3.0 if incoming else 0.0)
     sent = summary.get("invited_at")
     ts = summary.get("timestamps") or {}
     page_ms = _ms(sent, incoming["t"] / 1000) if incoming else None

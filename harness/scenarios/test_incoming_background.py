@@ -24,7 +24,7 @@ import time
 import pytest
 
 from harness.farend.audio import TONE_HZ
-from harness.scenarios.common import far_end_saw, far_end_wait, open_for_calls, require_sdk
+from harness.scenarios.common import far_end_saw, far_end_wait, open_for_calls, recorded, require_sdk
 from harness.softphone import NO_PROCESSING
 
 pytestmark = [pytest.mark.scenario("incoming-background"), pytest.mark.slow, pytest.mark.lab,
@@ -178,7 +178,7 @@ def test_incoming_background(cell, softphone, far_end):
     gone = lambda: bool((far_end.call(second) or {}).get("ended_at"))  # noqa: E731 - nothing left to ring for
     rang = _poll(softphone, INCOMING_JS, second, BACK_RING_S, until=gone)
     time.sleep(1.0 if rang is None else 0.0)  # a lost call: let the SDK's reconnect show in the evidence
-    summary = far_end_wait(far_end, second, lambda s: "ringing" in (s.get("timestamps") or {}), 3.0 if rang else 0.0)
+    summary = far_end_wait(far_end, second, recorded("ringing"), 3.0 if rang else 0.0)
     ringing = (summary.get("timestamps") or {}).get("ringing")
     back_state = softphone.page.evaluate("document.visibilityState")
     frozen = {"incoming_ms": _ms(sent, rang["t"] / 1000) if rang else None, "ringing_ms": _ms(sent, ringing),
